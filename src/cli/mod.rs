@@ -1,0 +1,104 @@
+//! The command line: argument parsing (clap) and one module per command
+//! family. Everything a command does goes through the library; these modules
+//! only read arguments and print.
+
+mod graph;
+mod history;
+mod locate;
+mod run;
+mod table;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nightjar",
+    version,
+    about = "Batch ETL orchestrator: TOML DAGs of declarative jobs"
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The project folder (default: found from the DAG path or the current
+    /// directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check DAG files, job files and nightjar.toml: every problem, with
+    /// file:line:column and a hint.
+    Validate {
+        /// Files or folders (default: the project's dags/ and nightjar.toml).
+        paths: Vec<PathBuf>,
+    },
+    /// Run (or resume) one logical date of a DAG.
+    Run(run::RunArgs),
+    /// List runs, newest first.
+    Runs {
+        /// Only this DAG's runs.
+        dag: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// Show one run: its tasks, attempts, rows and errors.
+    Show {
+        /// A run id, as printed by `run` and `runs` (e.g. `retail@2010-12-01`).
+        run: String,
+    },
+    /// Print the log of one task of a run.
+    Logs { run: String, task: String },
+    /// Draw a DAG.
+    Graph {
+        /// A DAG file, or the name of a DAG in the project's dags/ folder.
+        dag: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+/// Entry point of the `nightjar` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Validate { ref paths } => validate::validate(&cli, paths),
+        Command::Run(ref args) => run::run(&cli, args),
+        Command::Runs { ref dag, limit } => history::runs(&cli, dag.as_deref(), limit),
+        Command::Show { ref run } => history::show(&cli, run),
+        Command::Logs { ref run, ref task } => history::logs(&cli, run, task),
+        Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NIGHTJAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

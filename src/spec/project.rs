@@ -1,0 +1,303 @@
+//! `nightjar.toml`: environments and their connections.
+//!
+//! With no `nightjar.toml`, a project gets the embedded defaults: env
+//! `local`, connection `warehouse` = SQLite at `.nightjar/warehouse.db`.
+//! A `local` env declared in the file still gets that `warehouse` unless it
+//! names its own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::diagnostic::{Diagnostic, Diagnostics, unknown_name_hint};
+use super::doc::Doc;
+use super::fields::field_names;
+use super::source::{Origin, SourceFile};
+
+pub const PROJECT_FILE: &str = "nightjar.toml";
+/// The folder, inside the project, for run history, logs, artifacts and the
+/// local warehouse.
+pub const STATE_DIR: &str = ".nightjar";
+
+/// A named connection: its kind (`sqlite`, `postgres`, `redshift`, ...) and
+/// the kind's settings, which the steps that use it interpret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Connection {
+    pub name: String,
+    pub kind: String,
+    pub settings: toml::Table,
+}
+
+/// Where tasks run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    #[default]
+    Local,
+    Stepfunctions,
+}
+
+/// One environment (`[env.NAME]`).
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub name: String,
+    pub connections: BTreeMap<String, Connection>,
+    pub dispatch: DispatchMode,
+    pub artifacts: Option<String>,
+    pub report: toml::Table,
+}
+
+/// A project: its folder and its environments.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub file: Option<PathBuf>,
+    pub default_env: String,
+    pub envs: BTreeMap<String, Environment>,
+}
+
+// Unknown keys are reported by `Doc::check_keys` (all of them, with hints)
+// rather than by serde, which stops at the first.
+#[derive(Deserialize)]
+struct ProjectFile {
+    /// The environment used when neither `--env` nor `NIGHTJAR_ENV` is set.
+    default_env: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, EnvFile>,
+}
+
+#[derive(Deserialize)]
+struct EnvFile {
+    #[serde(default)]
+    connections: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    dispatch: DispatchMode,
+    artifacts: Option<String>,
+    #[serde(default)]
+    report: toml::Table,
+}
+
+/// Connection kinds nightjar knows.
+pub const CONNECTION_KINDS: &[&str] = &["sqlite", "postgres", "mysql", "redshift"];
+
+impl Project {
+    /// Finds the project a path belongs to: the nearest folder at or above
+    /// it holding `nightjar.toml`; failing that, the parent of a `dags/`
+    /// folder the path is in; failing that, the current directory.
+    pub fn discover(start: &Path) -> PathBuf {
+        let abs = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+        let mut dir = if abs.is_dir() {
+            Some(abs.as_path())
+        } else {
+            abs.parent()
+        };
+        while let Some(d) = dir {
+            if d.join(PROJECT_FILE).is_file() {
+                return d.to_path_buf();
+            }
+            dir = d.parent();
+        }
+        let mut dir = if abs.is_dir() {
+            Some(abs.as_path())
+        } else {
+            abs.parent()
+        };
+        while let Some(d) = dir {
+            if d.file_name().is_some_and(|n| n == "dags")
+                && let Some(p) = d.parent()
+            {
+                return p.to_path_buf();
+            }
+            dir = d.parent();
+        }
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+    }
+
+    /// Loads `nightjar.toml` from `root` (or the embedded defaults).
+    pub fn load(root: &Path) -> Result<Project, Diagnostics> {
+        let path = root.join(PROJECT_FILE);
+        if !path.is_file() {
+            return Ok(Self::embedded(root));
+        }
+        let source = SourceFile::read(&path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::error(
+                Origin::file_only(&path),
+                format!("cannot read: {e}"),
+            )])
+        })?;
+        let (doc, mut diags) = Doc::parse(source);
+        let project = Self::from_doc(root, &doc, &mut diags);
+        if diags.iter().any(Diagnostic::is_error) {
+            return Err(Diagnostics(diags));
+        }
+        Ok(project.expect("no errors means a project"))
+    }
+
+    fn embedded(root: &Path) -> Project {
+        let mut p = Project {
+            root: root.to_path_buf(),
+            file: None,
+            default_env: "local".into(),
+            envs: BTreeMap::new(),
+        };
+        p.add_local_defaults();
+        p
+    }
+
+    fn add_local_defaults(&mut self) {
+        let local = self.envs.entry("local".into()).or_insert_with(|| Environment {
+            name: "local".into(),
+            ..Default::default()
+        });
+        local.connections.entry("warehouse".into()).or_insert_with(|| {
+            let mut settings = toml::Table::new();
+            settings.insert("path".into(), format!("{STATE_DIR}/warehouse.db").into());
+            Connection {
+                name: "warehouse".into(),
+                kind: "sqlite".into(),
+                settings,
+            }
+        });
+    }
+
+    fn from_doc(root: &Path, doc: &Doc, diags: &mut Vec<Diagnostic>) -> Option<Project> {
+        doc.check_keys("", &doc.table, field_names::<ProjectFile>(), diags);
+        if let Some(toml::Value::Table(envs)) = doc.table.get("env") {
+            for (name, env) in envs {
+                if let toml::Value::Table(t) = env {
+                    doc.check_keys(&format!("env.{name}"), t, field_names::<EnvFile>(), diags);
+                }
+            }
+        }
+        let file: ProjectFile = match doc.deserialize("", toml::Value::Table(doc.table.clone())) {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                return None;
+            }
+        };
+        let mut project = Project {
+            root: root.to_path_buf(),
+            file: Some(doc.source.path.to_path_buf()),
+            default_env: file.default_env.clone().unwrap_or_else(|| "local".into()),
+            envs: BTreeMap::new(),
+        };
+        for (env_name, env) in file.env {
+            let mut connections = BTreeMap::new();
+            for (name, mut table) in env.connections {
+                let path = format!("env.{env_name}.connections.{name}");
+                let kind = match table.remove("kind") {
+                    Some(toml::Value::String(k)) => k,
+                    _ => {
+                        diags.push(
+                            Diagnostic::error(doc.key_origin(&path), format!("connection `{name}` has no `kind`"))
+                                .with_hint(format!(
+                                    "add `kind = \"sqlite\"` (one of {})",
+                                    CONNECTION_KINDS.join(", ")
+                                )),
+                        );
+                        continue;
+                    }
+                };
+                if !CONNECTION_KINDS.contains(&kind.as_str()) {
+                    diags.push(
+                        Diagnostic::error(
+                            doc.value_origin(&format!("{path}.kind")),
+                            format!("unknown connection kind `{kind}`"),
+                        )
+                        .with_hint(unknown_name_hint(&kind, CONNECTION_KINDS)),
+                    );
+                }
+                connections.insert(
+                    name.clone(),
+                    Connection {
+                        name,
+                        kind,
+                        settings: table,
+                    },
+                );
+            }
+            project.envs.insert(
+                env_name.clone(),
+                Environment {
+                    name: env_name,
+                    connections,
+                    dispatch: env.dispatch,
+                    artifacts: env.artifacts,
+                    report: env.report,
+                },
+            );
+        }
+        project.add_local_defaults();
+        if !project.envs.contains_key(&project.default_env) {
+            diags.push(
+                Diagnostic::error(
+                    doc.value_origin("default_env"),
+                    format!("`default_env` names unknown env `{}`", project.default_env),
+                )
+                .with_hint(unknown_name_hint(&project.default_env, &project.env_names())),
+            );
+        }
+        Some(project)
+    }
+
+    pub fn env_names(&self) -> Vec<&str> {
+        self.envs.keys().map(String::as_str).collect()
+    }
+
+    /// Picks the environment: `--env`, else `NIGHTJAR_ENV`, else
+    /// `default_env`.
+    pub fn select_env(&self, flag: Option<&str>) -> anyhow::Result<&Environment> {
+        let from_var = std::env::var("NIGHTJAR_ENV").ok().filter(|s| !s.is_empty());
+        let name = flag
+            .map(str::to_string)
+            .or(from_var)
+            .unwrap_or_else(|| self.default_env.clone());
+        self.envs.get(&name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown environment `{name}`: {} (environments come from [env.NAME] in {})",
+                unknown_name_hint(&name, &self.env_names()),
+                self.root.join(PROJECT_FILE).display()
+            )
+        })
+    }
+
+    /// `<root>/.nightjar`
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_give_a_sqlite_warehouse() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        let env = p.select_env(Some("local")).unwrap();
+        assert_eq!(env.connections["warehouse"].kind, "sqlite");
+    }
+
+    #[test]
+    fn project_file_errors_have_positions_and_hints() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "default_env = \"local\"\n[env.aws]\ndispatsh = \"local\"\n[env.aws.connections.wh]\nkind = \"redshfit\"\n",
+        )
+        .unwrap();
+        let errs = Project::load(dir.path()).unwrap_err();
+        let text = errs.to_string();
+        assert!(
+            text.contains("nightjar.toml:3:1") && text.contains("did you mean `dispatch`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nightjar.toml:5:8") && text.contains("did you mean `redshift`"),
+            "{text}"
+        );
+    }
+}

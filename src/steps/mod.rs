@@ -1,0 +1,220 @@
+//! Step kinds: one module per kind, and the registry that finds them by name.
+//!
+//! A step kind is a config struct (serde, `deny_unknown_fields`, whose doc
+//! comments are the user docs) that implements [`StepConfig`]. Adding a kind
+//! touches its own file and one line of [`Registry::builtin`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::data::{ArtifactStore, DatasetRef};
+use crate::engine::log::TaskLog;
+use crate::spec::doc::KeyError;
+use crate::spec::fields::field_names;
+use crate::spec::project::Connection;
+
+pub mod noop;
+pub mod shell;
+
+/// A configured step, ready to run.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Runs the step once (one attempt). Cancellation (timeout, Ctrl-C) drops
+    /// the returned future, so resources must be released on drop (child
+    /// processes are killed, transactions rolled back).
+    async fn run(&self, cx: &StepContext) -> anyhow::Result<StepOutput>;
+}
+
+/// Everything a step may know about the run it is part of.
+#[derive(Clone)]
+pub struct StepContext {
+    pub dag: String,
+    pub run_id: String,
+    pub task: String,
+    pub attempt: u32,
+    /// The logical date, `YYYY-MM-DD`.
+    pub ds: String,
+    pub interval_start: String,
+    pub interval_end: String,
+    /// The environment the run uses (`local`, `aws`, ...).
+    pub env: String,
+    /// The project folder; relative paths in configs are relative to it.
+    pub project_dir: PathBuf,
+    /// The datasets of upstream tasks, by input name.
+    pub inputs: BTreeMap<String, DatasetRef>,
+    /// The connections of the selected environment, by name.
+    pub connections: Arc<BTreeMap<String, Connection>>,
+    pub artifacts: ArtifactStore,
+    pub log: TaskLog,
+    /// Cancelled when the run is interrupted; long-running steps may watch it
+    /// to stop early and cleanly.
+    pub cancel: CancellationToken,
+}
+
+impl StepContext {
+    /// The folder where this task writes its artifacts.
+    pub fn artifact_dir(&self) -> PathBuf {
+        self.artifacts.task_dir(&self.dag, &self.run_id, &self.task)
+    }
+
+    /// Resolves a path from a config against the project folder.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        if p.is_absolute() { p } else { self.project_dir.join(p) }
+    }
+}
+
+/// What a step produced.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepOutput {
+    pub datasets: Vec<DatasetRef>,
+    pub metrics: Metrics,
+}
+
+/// Row accounting of one task: `rows_in = rows_out + rows_quarantined +
+/// rows_filtered` for every step that transforms rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_quarantined: u64,
+    pub rows_filtered: u64,
+    /// Kind-specific figures (bytes read, unmatched join rows, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A problem a step kind finds in its own config at validate time: the key
+/// path inside the config, a message and a hint.
+#[derive(Debug, Clone)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigProblem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+}
+
+/// The config of one step kind.
+pub trait StepConfig: DeserializeOwned + Send + Sync + 'static {
+    /// Semantic checks beyond what serde enforces, run by `validate` before
+    /// anything runs. Template strings are not rendered yet here.
+    fn check(&self) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    /// Builds the runnable step from a rendered config.
+    fn build(self) -> anyhow::Result<Box<dyn Step>>;
+}
+
+/// A registered step kind.
+#[derive(Clone, Copy)]
+pub struct StepKind {
+    /// The name users write in `kind = "..."`.
+    pub name: &'static str,
+    /// One line for `--help` style listings.
+    pub summary: &'static str,
+    /// A complete, valid example job for the docs (checked by tests).
+    pub example: &'static str,
+    fields: fn() -> &'static [&'static str],
+    check: fn(toml::Value) -> Result<Vec<ConfigProblem>, KeyError>,
+    build: fn(toml::Value) -> Result<Box<dyn Step>, KeyError>,
+}
+
+impl StepKind {
+    /// Declares the kind `name` with config type `C`.
+    pub const fn of<C: StepConfig>(name: &'static str, summary: &'static str, example: &'static str) -> Self {
+        Self {
+            name,
+            summary,
+            example,
+            fields: field_names::<C>,
+            check: check_config::<C>,
+            build: build_config::<C>,
+        }
+    }
+
+    /// The keys the config accepts (besides `kind`).
+    pub fn fields(&self) -> &'static [&'static str] {
+        (self.fields)()
+    }
+
+    /// Deserializes and checks a config. `Err` is a deserialization error:
+    /// (key path, message).
+    pub fn check(&self, config: toml::Value) -> Result<Vec<ConfigProblem>, KeyError> {
+        (self.check)(config)
+    }
+
+    /// Builds the step from a rendered config.
+    pub fn build(&self, config: toml::Value) -> Result<Box<dyn Step>, KeyError> {
+        (self.build)(config)
+    }
+}
+
+fn check_config<C: StepConfig>(v: toml::Value) -> Result<Vec<ConfigProblem>, KeyError> {
+    let c: C = crate::spec::doc::deserialize_at(v)?;
+    Ok(c.check())
+}
+
+fn build_config<C: StepConfig>(v: toml::Value) -> Result<Box<dyn Step>, KeyError> {
+    let c: C = crate::spec::doc::deserialize_at(v)?;
+    c.build().map_err(|e| (String::new(), format!("{e:#}")))
+}
+
+/// The step kinds nightjar knows, by name.
+#[derive(Clone)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, StepKind>,
+}
+
+impl Registry {
+    /// The kinds built into nightjar.
+    pub fn builtin() -> Self {
+        let mut r = Self { kinds: BTreeMap::new() };
+        r.register(noop::KIND);
+        r.register(shell::KIND);
+        r
+    }
+
+    /// Adds (or replaces) a kind: for embedding nightjar with custom steps,
+    /// and for tests.
+    pub fn register(&mut self, kind: StepKind) {
+        self.kinds.insert(kind.name, kind);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&StepKind> {
+        self.kinds.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &StepKind> {
+        self.kinds.values()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
