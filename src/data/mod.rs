@@ -39,3 +39,13 @@ impl ArtifactStore {
         self.root.join(dag).join(run_id).join(task)
     }
 }
+
+pub mod artifact;
+pub mod expr;
+pub mod formats;
+pub mod infer;
+pub mod ingest;
+pub mod progress;
+pub mod quarantine;
+pub mod rows;
+pub mod types;

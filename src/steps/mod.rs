@@ -19,8 +19,11 @@ use crate::spec::doc::KeyError;
 use crate::spec::fields::field_names;
 use crate::spec::project::Connection;
 
+pub mod extract;
 pub mod noop;
 pub mod shell;
+#[cfg(test)]
+pub mod testing;
 
 /// A configured step, ready to run.
 #[async_trait]
@@ -63,6 +66,49 @@ impl StepContext {
         self.artifacts.task_dir(&self.dag, &self.run_id, &self.task)
     }
 
+    /// The quarantine file of this task (created on the first bad row).
+    pub fn quarantine(&self) -> crate::data::quarantine::Quarantine {
+        crate::data::quarantine::Quarantine::new(self.artifact_dir().join("quarantine.ndjson"))
+    }
+
+    /// A progress reporter for this task's reads and writes.
+    pub fn progress(&self, label: &str) -> crate::data::progress::Progress {
+        crate::data::progress::Progress::new(format!("{} {label}", self.task), self.log.clone())
+    }
+
+    /// The one input of a step that reads one dataset.
+    pub fn single_input(&self) -> anyhow::Result<&DatasetRef> {
+        match self.inputs.len() {
+            1 => Ok(self.inputs.values().next().expect("one input")),
+            0 => anyhow::bail!("task `{}` has no input: add the task it reads to `needs`", self.task),
+            _ => anyhow::bail!(
+                "task `{}` reads one dataset but has {} inputs ({}): choose one with `input = \"...\"`",
+                self.task,
+                self.inputs.len(),
+                self.inputs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Fails when the run was cancelled (Ctrl-C, timeout): loops over
+    /// batches call it so that blocking work stops promptly.
+    pub fn check_cancelled(&self) -> anyhow::Result<()> {
+        if self.cancel.is_cancelled() {
+            anyhow::bail!("cancelled");
+        }
+        Ok(())
+    }
+
+    /// Runs CPU- or IO-heavy work on the blocking thread pool, with a copy
+    /// of this context.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(StepContext) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let cx = self.clone();
+        tokio::task::spawn_blocking(move || work(cx)).await?
+    }
+
     /// Resolves a path from a config against the project folder.
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = PathBuf::from(path);
@@ -89,6 +135,13 @@ pub struct Metrics {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
+
+/// Returned (as the error) by a step that has nothing to do for this run,
+/// e.g. no input file for the date with `if_missing = "skip"`. The task is
+/// recorded as skipped, and so are the tasks downstream of it.
+#[derive(Debug, thiserror::Error)]
+#[error("skipped: {0}")]
+pub struct Skipped(pub String);
 
 /// A problem a step kind finds in its own config at validate time: the key
 /// path inside the config, a message and a hint.
@@ -189,6 +242,7 @@ impl Registry {
     /// The kinds built into nightjar.
     pub fn builtin() -> Self {
         let mut r = Self { kinds: BTreeMap::new() };
+        r.register(extract::file::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r
@@ -216,5 +270,37 @@ impl Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self::builtin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Registry;
+
+    /// Every kind's documented example is a valid config.
+    #[test]
+    fn examples_validate() {
+        for kind in Registry::builtin().kinds() {
+            let mut table: toml::Table =
+                toml::from_str(kind.example).unwrap_or_else(|e| panic!("example of `{}` is not TOML: {e}", kind.name));
+            assert_eq!(
+                table
+                    .remove("kind")
+                    .and_then(|k| k.as_str().map(str::to_string))
+                    .as_deref(),
+                Some(kind.name)
+            );
+            for key in table.keys() {
+                assert!(
+                    kind.fields().contains(&key.as_str()),
+                    "example of `{}`: unknown key `{key}`",
+                    kind.name
+                );
+            }
+            let problems = kind
+                .check(toml::Value::Table(table))
+                .unwrap_or_else(|(p, m)| panic!("example of `{}` fails at `{p}`: {m}", kind.name));
+            assert!(problems.is_empty(), "example of `{}`: {problems:?}", kind.name);
+        }
     }
 }

@@ -1,0 +1,445 @@
+//! Column types users declare in `[columns]`, and turning text into them.
+//!
+//! ```toml
+//! [columns]
+//! InvoiceNo = "string"
+//! Quantity = "int64"
+//! InvoiceDate = { type = "timestamp", format = "%Y-%m-%d %H:%M:%S", timezone = "Europe/London" }
+//! UnitPrice = "decimal(10,2)"
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
+
+/// The types a column can be declared as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnType {
+    String,
+    Int64,
+    Float64,
+    Bool,
+    Date,
+    Timestamp,
+    Decimal { precision: u8, scale: i8 },
+}
+
+pub const TYPE_NAMES: &[&str] = &[
+    "string",
+    "int64",
+    "float64",
+    "bool",
+    "date",
+    "timestamp",
+    "decimal(p,s)",
+];
+
+impl ColumnType {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        Ok(match t.as_str() {
+            "string" | "str" | "text" | "utf8" => Self::String,
+            "int64" | "int" | "integer" | "bigint" => Self::Int64,
+            "float64" | "float" | "double" => Self::Float64,
+            "bool" | "boolean" => Self::Bool,
+            "date" => Self::Date,
+            "timestamp" | "datetime" => Self::Timestamp,
+            _ => {
+                let inner = t
+                    .strip_prefix("decimal(")
+                    .or_else(|| t.strip_prefix("numeric("))
+                    .and_then(|r| r.strip_suffix(')'));
+                let Some(inner) = inner else {
+                    let hint = crate::spec::diagnostic::unknown_name_hint(&t, TYPE_NAMES);
+                    return Err(format!("unknown column type `{s}` ({hint})"));
+                };
+                let (p, sc) = inner.split_once(',').unwrap_or((inner, "0"));
+                let precision: u8 = p.trim().parse().map_err(|_| format!("bad precision in `{s}`"))?;
+                let scale: i8 = sc.trim().parse().map_err(|_| format!("bad scale in `{s}`"))?;
+                if !(1..=38).contains(&precision) || scale < 0 || scale as u8 > precision {
+                    return Err(format!("`{s}`: precision must be 1..38 and scale 0..precision"));
+                }
+                Self::Decimal { precision, scale }
+            }
+        })
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String => f.write_str("string"),
+            Self::Int64 => f.write_str("int64"),
+            Self::Float64 => f.write_str("float64"),
+            Self::Bool => f.write_str("bool"),
+            Self::Date => f.write_str("date"),
+            Self::Timestamp => f.write_str("timestamp"),
+            Self::Decimal { precision, scale } => write!(f, "decimal({precision},{scale})"),
+        }
+    }
+}
+
+/// A declared column: its type and how to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub ty: ColumnType,
+    /// Accepted input formats (chrono strftime) for dates and timestamps,
+    /// tried in order. Empty: ISO 8601 forms.
+    pub formats: Vec<String>,
+    /// The time zone of timestamps written without an offset; they are
+    /// stored as UTC instants. None: stored as written (no time zone).
+    pub timezone: Option<Tz>,
+    /// When false, a missing value is a bad row (quarantined).
+    pub nullable: bool,
+}
+
+impl ColumnSpec {
+    pub fn of(ty: ColumnType) -> Self {
+        Self {
+            ty,
+            formats: Vec::new(),
+            timezone: None,
+            nullable: true,
+        }
+    }
+
+    /// The Arrow type this column is stored as.
+    pub fn arrow_type(&self) -> DataType {
+        match self.ty {
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Timestamp => {
+                DataType::Timestamp(TimeUnit::Microsecond, self.timezone.map(|_| Arc::from("UTC")))
+            }
+            ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecTable {
+    #[serde(rename = "type")]
+    ty: String,
+    format: Option<String>,
+    #[serde(default)]
+    formats: Vec<String>,
+    timezone: Option<String>,
+    #[serde(default = "yes")]
+    nullable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl<'de> Deserialize<'de> for ColumnSpec {
+    // A hand-written visitor rather than an untagged enum, so that a bad
+    // type name or key gets its own message instead of "did not match any
+    // variant".
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ColumnSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a type name such as \"int64\", or a table such as { type = \"timestamp\", format = \"%Y-%m-%d\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ColumnSpec, E> {
+                ColumnType::parse(v).map(ColumnSpec::of).map_err(E::custom)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ColumnSpec, A::Error> {
+                let t = SpecTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                t.into_spec().map_err(serde::de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl SpecTable {
+    fn into_spec(self) -> Result<ColumnSpec, String> {
+        let ty = ColumnType::parse(&self.ty)?;
+        let mut formats = self.formats;
+        if let Some(f) = self.format {
+            formats.insert(0, f);
+        }
+        if !formats.is_empty() && !matches!(ty, ColumnType::Date | ColumnType::Timestamp) {
+            return Err("`format` applies to date and timestamp columns only".into());
+        }
+        let timezone = match self.timezone {
+            None => None,
+            Some(z) => Some(crate::spec::schedule::parse_tz(&z)?),
+        };
+        Ok(ColumnSpec {
+            ty,
+            formats,
+            timezone,
+            nullable: self.nullable,
+        })
+    }
+}
+
+/// A value parsed from text, before it is appended to a column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Parsed<'a> {
+    Null,
+    Str(&'a str),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since 1970-01-01 (UTC, or naive local).
+    Ts(i64),
+    /// Unscaled decimal.
+    Dec(i128),
+}
+
+const DATE_FORMATS: &[&str] = &["%Y-%m-%d"];
+const TS_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+];
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+}
+
+impl ColumnSpec {
+    /// Parses one text value. `None` and the empty string are missing
+    /// values. The error is the reason, for the quarantine.
+    pub fn parse<'a>(&self, text: Option<&'a str>) -> Result<Parsed<'a>, String> {
+        let Some(raw) = text else { return self.null() };
+        if self.ty == ColumnType::String {
+            return if raw.is_empty() {
+                self.null()
+            } else {
+                Ok(Parsed::Str(raw))
+            };
+        }
+        let s = raw.trim();
+        if s.is_empty() {
+            return self.null();
+        }
+        match &self.ty {
+            ColumnType::String => unreachable!(),
+            ColumnType::Int64 => parse_i64(s).map(Parsed::I64),
+            ColumnType::Float64 => s
+                .parse::<f64>()
+                .map(Parsed::F64)
+                .map_err(|_| format!("`{s}` is not a number")),
+            ColumnType::Bool => parse_bool(s).map(Parsed::Bool),
+            ColumnType::Date => self.parse_date(s).map(Parsed::Date),
+            ColumnType::Timestamp => self.parse_ts(s).map(Parsed::Ts),
+            ColumnType::Decimal { precision, scale } => parse_decimal(s, *precision, *scale).map(Parsed::Dec),
+        }
+    }
+
+    fn null<'a>(&self) -> Result<Parsed<'a>, String> {
+        if self.nullable {
+            Ok(Parsed::Null)
+        } else {
+            Err("missing value in a column declared `nullable = false`".into())
+        }
+    }
+
+    fn parse_date(&self, s: &str) -> Result<i32, String> {
+        let formats: Vec<&str> = if self.formats.is_empty() {
+            DATE_FORMATS.to_vec()
+        } else {
+            self.formats.iter().map(String::as_str).collect()
+        };
+        for f in &formats {
+            if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+                return Ok((d - epoch()).num_days() as i32);
+            }
+            // A date column fed timestamps keeps the date part.
+            if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+                return Ok((t.date() - epoch()).num_days() as i32);
+            }
+        }
+        Err(format!("`{s}` is not a date in format {}", formats.join(" or ")))
+    }
+
+    fn parse_ts(&self, s: &str) -> Result<i64, String> {
+        if self.formats.is_empty()
+            && let Ok(t) = DateTime::parse_from_rfc3339(s)
+        {
+            return Ok(t.timestamp_micros());
+        }
+        let formats: Vec<&str> = if self.formats.is_empty() {
+            TS_FORMATS.to_vec()
+        } else {
+            self.formats.iter().map(String::as_str).collect()
+        };
+        for f in &formats {
+            if let Ok(t) = DateTime::parse_from_str(s, f) {
+                return Ok(t.timestamp_micros());
+            }
+            let naive = NaiveDateTime::parse_from_str(s, f)
+                .or_else(|_| NaiveDate::parse_from_str(s, f).map(|d| d.and_hms_opt(0, 0, 0).unwrap()));
+            if let Ok(t) = naive {
+                return match self.timezone {
+                    None => Ok(t.and_utc().timestamp_micros()),
+                    Some(tz) => tz
+                        .from_local_datetime(&t)
+                        .earliest()
+                        .map(|dt| dt.timestamp_micros())
+                        .ok_or_else(|| format!("`{s}` does not exist in {tz} (skipped by a daylight-saving change)")),
+                };
+            }
+        }
+        Err(format!("`{s}` is not a timestamp in format {}", formats.join(" or ")))
+    }
+}
+
+fn parse_i64(s: &str) -> Result<i64, String> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Ok(v);
+    }
+    // Exports often write integers as floats ("17850.0"): accept them when
+    // they are whole.
+    match s.parse::<f64>() {
+        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        Ok(_) => Err(format!("`{s}` is not a whole number")),
+        Err(_) => Err(format!("`{s}` is not an integer")),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" => Ok(true),
+        "false" | "f" | "no" | "n" | "0" => Ok(false),
+        _ => Err(format!("`{s}` is not a boolean (true/false, yes/no, 1/0)")),
+    }
+}
+
+/// Parses a decimal into its unscaled integer, rounding half away from zero
+/// past `scale` digits (as SQL's CAST does).
+pub fn parse_decimal(s: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let bad = || format!("`{s}` is not a decimal number");
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(bad());
+    }
+    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+        // Scientific notation and the like: go through f64.
+        let f: f64 = s.parse().map_err(|_| bad())?;
+        let scaled = (f * 10f64.powi(scale as i32)).round();
+        return check_precision(scaled as i128, precision, s);
+    }
+    let scale = scale as usize;
+    let mut v: i128 = 0;
+    for b in int_part.bytes() {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as i128))
+            .ok_or_else(bad)?;
+    }
+    let fb = frac_part.as_bytes();
+    for i in 0..scale {
+        let d = fb.get(i).map_or(0, |b| (b - b'0') as i128);
+        v = v.checked_mul(10).and_then(|v| v.checked_add(d)).ok_or_else(bad)?;
+    }
+    if fb.get(scale).is_some_and(|b| *b >= b'5') {
+        v += 1;
+    }
+    check_precision(if neg { -v } else { v }, precision, s)
+}
+
+fn check_precision(v: i128, precision: u8, s: &str) -> Result<i128, String> {
+    if v.unsigned_abs() >= 10u128.pow(precision as u32) {
+        return Err(format!("`{s}` has more than {precision} digits"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(t: &str) -> ColumnSpec {
+        ColumnSpec::of(ColumnType::parse(t).unwrap())
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(
+            ColumnType::parse("decimal(10,2)").unwrap(),
+            ColumnType::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
+        assert!(ColumnType::parse("int46").unwrap_err().contains("int64"));
+        assert!(ColumnType::parse("decimal(40,2)").is_err());
+    }
+
+    #[test]
+    fn integers_accept_whole_floats() {
+        assert_eq!(spec("int64").parse(Some("17850.0")), Ok(Parsed::I64(17850)));
+        assert!(spec("int64").parse(Some("1.5")).is_err());
+        assert_eq!(spec("int64").parse(Some(" ")), Ok(Parsed::Null));
+    }
+
+    #[test]
+    fn decimals_round_half_away_from_zero() {
+        assert_eq!(parse_decimal("2.55", 10, 2), Ok(255));
+        assert_eq!(parse_decimal("-0.125", 10, 2), Ok(-13));
+        assert_eq!(parse_decimal("3", 10, 2), Ok(300));
+        assert!(parse_decimal("123456789012", 10, 2).is_err());
+        assert!(parse_decimal("abc", 10, 2).is_err());
+    }
+
+    #[test]
+    fn timestamps_with_zone_become_utc() {
+        let mut s = spec("timestamp");
+        s.formats = vec!["%Y-%m-%d %H:%M:%S".into()];
+        s.timezone = Some("Europe/London".parse().unwrap());
+        // 2011-06-01 08:00 BST = 07:00 UTC
+        let Parsed::Ts(us) = s.parse(Some("2011-06-01 08:00:00")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            DateTime::from_timestamp_micros(us).unwrap().to_rfc3339(),
+            "2011-06-01T07:00:00+00:00"
+        );
+        assert!(s.parse(Some("01/06/2011")).unwrap_err().contains("not a timestamp"));
+    }
+
+    #[test]
+    fn required_columns_reject_missing_values() {
+        let mut s = spec("string");
+        s.nullable = false;
+        assert!(s.parse(Some("")).is_err());
+        assert!(s.parse(None).is_err());
+    }
+
+    #[test]
+    fn column_spec_from_toml() {
+        let t: toml::Table = toml::from_str(
+            "a = \"int64\"\nb = { type = \"timestamp\", format = \"%d/%m/%Y %H:%M\", timezone = \"UTC\" }\n",
+        )
+        .unwrap();
+        let a: ColumnSpec = t["a"].clone().try_into().unwrap();
+        let b: ColumnSpec = t["b"].clone().try_into().unwrap();
+        assert_eq!(a.ty, ColumnType::Int64);
+        assert_eq!(b.formats, vec!["%d/%m/%Y %H:%M"]);
+    }
+}

@@ -1,0 +1,217 @@
+//! Reading files of any supported format into one typed dataset: the
+//! config and the reader shared by `extract.file` and `extract.s3`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::data::formats::csv::{CsvOptions, CsvSource};
+use crate::data::formats::{Format, decompress};
+use crate::data::ingest::{Ingest, TypingOptions};
+use crate::data::quarantine::BadRowLimit;
+use crate::data::types::ColumnSpec;
+use crate::steps::{ConfigProblem, Metrics, StepContext, StepOutput};
+
+/// What to do when nothing matches for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfMissing {
+    /// The task fails (default): a missing input is usually an incident.
+    #[default]
+    Fail,
+    /// The task and everything downstream of it are skipped (days without
+    /// an export, weekends).
+    Skip,
+    /// The task outputs an empty dataset and downstream runs on it.
+    Empty,
+}
+
+/// A spreadsheet's sheet: by name or by 0-based index.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SheetRef {
+    Index(usize),
+    Name(String),
+}
+
+/// Reads files (CSV, TSV, JSON, NDJSON, XLSX/XLS/ODS, Parquet; `.gz`
+/// transparently) into one dataset.
+///
+/// ```toml
+/// kind = "extract.file"
+/// path = "data/by-day/{{ ds }}.csv"
+/// max_bad_rows = "0.1%"
+/// [columns]
+/// InvoiceNo = "string"
+/// Quantity = "int64"
+/// InvoiceDate = { type = "timestamp", format = "%Y-%m-%d %H:%M:%S" }
+/// UnitPrice = "decimal(10,2)"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// A file, or a glob (`data/*.csv`), relative to the project folder;
+    /// templates allowed (`data/{{ ds }}.csv`). Files matched by a glob are
+    /// read in name order. (`extract.file`)
+    pub path: Option<String>,
+    /// An object, a prefix ending in `/`, or a glob
+    /// (`s3://bucket/raw/{{ ds }}/*.csv.gz`). (`extract.s3`)
+    pub uri: Option<String>,
+    /// csv, tsv, json, ndjson, xlsx, xls, ods or parquet (default: from
+    /// the file extension).
+    pub format: Option<Format>,
+    /// Column types: `Name = "int64"` or `Name = { type = "timestamp",
+    /// format = "%d/%m/%Y %H:%M", timezone = "Europe/London" }`. Types:
+    /// string, int64, float64, bool, date, timestamp, decimal(p,s).
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnSpec>,
+    /// Guess the types of undeclared columns from the first rows (default
+    /// true; false reads them as strings).
+    pub infer: Option<bool>,
+    /// Rows sampled to guess types (default 10000).
+    pub infer_rows: Option<usize>,
+    /// Keep only the columns declared in `[columns]`.
+    #[serde(default)]
+    pub columns_only: bool,
+    /// Add a column holding each row's source file.
+    pub source_column: Option<String>,
+    /// Texts that mean "missing" besides the empty string (`["NA", "None"]`).
+    #[serde(default)]
+    pub null_values: Vec<String>,
+    /// Rows that cannot be read or typed go to the quarantine; past this
+    /// many (a count, or a share such as "0.5%") the task fails. Default 0.
+    #[serde(default)]
+    pub max_bad_rows: BadRowLimit,
+    /// When nothing matches: "fail" (default), "skip" (this task and its
+    /// downstream are skipped) or "empty" (an empty dataset).
+    #[serde(default)]
+    pub if_missing: IfMissing,
+    /// CSV dialect: `{ delimiter = ";", header = false, quote = "'",
+    /// escape = "\\", comment = "#", encoding = "latin1",
+    /// encoding_errors = "replace" }`.
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// Spreadsheets: the sheet, by name or 0-based index (default: first).
+    pub sheet: Option<SheetRef>,
+    /// JSON: where the rows are, as a path such as `$.data.items` (default:
+    /// the document is an array of rows, or one object).
+    pub records: Option<String>,
+}
+
+impl FilesConfig {
+    /// Checks shared by the extract kinds. `location` is "path" or "uri":
+    /// the key this kind reads its location from.
+    pub fn check_common(&self, location: &str) -> Vec<ConfigProblem> {
+        let mut p = Vec::new();
+        let (given, other) = match location {
+            "path" => (&self.path, ("uri", &self.uri)),
+            _ => (&self.uri, ("path", &self.path)),
+        };
+        if given.is_none() {
+            p.push(
+                ConfigProblem::new(location, format!("`{location}` is required"))
+                    .hint(format!("e.g. `{location} = \"data/{{{{ ds }}}}.csv\"`")),
+            );
+        }
+        if other.1.is_some() {
+            p.push(
+                ConfigProblem::new(other.0, format!("this step reads `{location}`, not `{}`", other.0))
+                    .hint(format!("rename `{}` to `{location}`", other.0)),
+            );
+        }
+        for (name, spec) in &self.columns {
+            if spec.formats.iter().any(|f| f.trim().is_empty()) {
+                p.push(ConfigProblem::new(format!("columns.{name}"), "empty date format"));
+            }
+        }
+        if self.infer_rows == Some(0) {
+            p.push(ConfigProblem::new("infer_rows", "`infer_rows` must be at least 1").hint("or set `infer = false`"));
+        }
+        p
+    }
+
+    fn typing(&self) -> TypingOptions {
+        TypingOptions {
+            declared: self.columns.clone(),
+            infer: self.infer.unwrap_or(true),
+            infer_rows: self.infer_rows.unwrap_or(10_000),
+            declared_only: self.columns_only,
+            source_column: self.source_column.clone(),
+            null_values: self.null_values.clone(),
+        }
+    }
+
+    /// The names to give columns of files without a header.
+    fn header_names(&self) -> Vec<String> {
+        self.columns.keys().cloned().collect()
+    }
+}
+
+/// One file to read: a display name (path or URI) and its bytes.
+pub struct Source {
+    pub name: String,
+    pub open: Box<dyn FnOnce() -> Result<Box<dyn Read + Send>> + Send>,
+}
+
+/// Reads every source into the task's `default` output, quarantining bad
+/// rows; enforces `max_bad_rows`. Blocking: run it on the blocking pool.
+pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -> Result<StepOutput> {
+    let mut ingest = Ingest::new(
+        &cx.artifact_dir(),
+        &cx.task,
+        "default",
+        cfg.typing(),
+        cx.quarantine(),
+        cx.progress("read"),
+    );
+    let files = sources.len();
+    for src in sources {
+        cx.check_cancelled()?;
+        let format = match cfg.format.or_else(|| Format::from_name(&src.name)) {
+            Some(f) => f,
+            None => bail!(
+                "cannot tell the format of {} from its name: set `format = \"csv\"` (or json, ndjson, xlsx, parquet, ...)",
+                src.name
+            ),
+        };
+        let input = decompress(
+            &src.name,
+            (src.open)().with_context(|| format!("opening {}", src.name))?,
+        );
+        match format {
+            Format::Csv | Format::Tsv => {
+                let mut rows = CsvSource::new(input, &cfg.csv, format == Format::Tsv, &cfg.header_names())
+                    .with_context(|| format!("reading {}", src.name))?;
+                ingest
+                    .add_source(&src.name, &mut rows)
+                    .with_context(|| format!("reading {}", src.name))?;
+            }
+            other => bail!("format {other:?} is not supported yet ({})", src.name),
+        }
+        cx.log.note(&format!("read {}", src.name));
+    }
+    let rows_in = ingest.rows_in;
+    let (dataset, quarantine) = ingest.finish()?;
+    let bad = quarantine.count();
+    let qpath = quarantine.path().to_path_buf();
+    quarantine.finish()?;
+    let mut metrics = Metrics {
+        rows_in,
+        rows_out: dataset.rows.unwrap_or(0),
+        rows_quarantined: bad,
+        ..Default::default()
+    };
+    metrics.extra.insert("files".into(), files.into());
+    if bad > 0 {
+        cx.log.note(&format!("{bad} row(s) quarantined in {}", qpath.display()));
+    }
+    cfg.max_bad_rows
+        .check(bad, rows_in, &qpath)
+        .map_err(anyhow::Error::msg)?;
+    Ok(StepOutput {
+        datasets: vec![dataset],
+        metrics,
+    })
+}
