@@ -8,7 +8,9 @@ use anyhow::Result;
 
 use super::{Cli, locate};
 use crate::spec::diagnostic::Diagnostic;
+use crate::spec::doc::Doc;
 use crate::spec::project::PROJECT_FILE;
+use crate::spec::source::{Origin, SourceFile};
 use crate::spec::{Project, dag};
 use crate::steps::Registry;
 
@@ -22,38 +24,31 @@ pub fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
     let registry = Registry::builtin();
     let files = collect(cli, paths)?;
     let mut diags: Vec<Diagnostic> = Vec::new();
-    let mut dag_names: HashMap<String, PathBuf> = HashMap::new();
+    // DAG name -> where the first DAG with it declares it.
+    let mut dag_names: HashMap<String, Origin> = HashMap::new();
     let mut dags_ok = 0usize;
     for file in &files {
-        let project = match locate::project(cli, Some(file)) {
-            Ok(p) => p,
-            Err(e) => {
-                diags.push(Diagnostic::error(
-                    crate::spec::source::Origin::file_only(file),
-                    format!("{e:#}"),
-                ));
-                continue;
-            }
-        };
+        let project = project_for(cli, Some(file), &mut diags)?;
         match classify(file) {
             FileKind::Project => {
-                if let Err(d) = Project::load(&project.root) {
+                if let Err(d) = Project::load(file.parent().unwrap_or(&project.root)) {
                     diags.extend(d.0);
                 }
             }
             FileKind::Job => diags.extend(dag::check_job_file(file, &project, &registry)),
             FileKind::Dag => match dag::load(file, &project, &registry) {
                 Ok((d, warnings)) => {
-                    dags_ok += 1;
                     diags.extend(warnings);
-                    if let Some(other) = dag_names.insert(d.name.clone(), file.clone()) {
+                    // Point at the `name` line of both files, not at 1:1.
+                    let here = name_origin(file);
+                    if let Some(first) = dag_names.get(&d.name) {
                         diags.push(
-                            Diagnostic::error(
-                                crate::spec::source::Origin::file_only(file),
-                                format!("DAG name `{}` is also used by {}", d.name, other.display()),
-                            )
-                            .with_hint("DAG names key runs and artifacts: make them unique"),
+                            Diagnostic::error(here, format!("DAG name `{}` is also used by {first}", d.name))
+                                .with_hint("DAG names key runs and artifacts: make them unique"),
                         );
+                    } else {
+                        dag_names.insert(d.name.clone(), here);
+                        dags_ok += 1;
                     }
                 }
                 Err(d) => diags.extend(d.0),
@@ -101,19 +96,50 @@ pub fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
+/// The folder of the project `near` belongs to (`--project` wins).
+fn project_root(cli: &Cli, near: Option<&Path>) -> Result<PathBuf> {
+    Ok(match (&cli.project, near) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => Project::discover(p),
+        (None, None) => Project::discover(&std::env::current_dir()?),
+    })
+}
+
+/// The project `near` belongs to. A broken `nightjar.toml` does not stop
+/// validation: its problems are reported (once; duplicates are dropped in
+/// `validate`) and files are still checked against the embedded defaults,
+/// so that one run shows every problem.
+fn project_for(cli: &Cli, near: Option<&Path>, diags: &mut Vec<Diagnostic>) -> Result<Project> {
+    let root = project_root(cli, near)?;
+    Ok(Project::load(&root).unwrap_or_else(|d| {
+        diags.extend(d.0);
+        Project::embedded(&root)
+    }))
+}
+
+/// Where a DAG file sets its `name`.
+fn name_origin(file: &Path) -> Origin {
+    match SourceFile::read(file) {
+        Ok(src) => Doc::parse(src).0.value_origin("name"),
+        Err(_) => Origin::file_only(file),
+    }
+}
+
 fn collect(cli: &Cli, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     if paths.is_empty() {
-        let project = locate::project(cli, None)?;
-        let p = project.root.join(PROJECT_FILE);
+        // Only the folder here: loading `nightjar.toml` (and reporting its
+        // problems) is `validate`'s job, not a reason to stop.
+        let root = project_root(cli, None)?;
+        let p = root.join(PROJECT_FILE);
         if p.is_file() {
             files.push(p);
         }
-        files.extend(locate::dag_files(&project.root.join("dags")));
+        files.extend(locate::dag_files(&root.join("dags")));
         if files.is_empty() {
             anyhow::bail!(
                 "nothing to validate in {}: no nightjar.toml and no dags/*.toml",
-                project.root.display()
+                root.display()
             );
         }
         return Ok(files);
@@ -134,11 +160,16 @@ fn classify(path: &Path) -> FileKind {
     if path.file_name().is_some_and(|n| n == PROJECT_FILE) {
         return FileKind::Project;
     }
-    let table = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok());
-    match table {
-        Some(t) if t.contains_key("kind") && !t.contains_key("task") && !t.contains_key("name") => FileKind::Job,
-        _ => FileKind::Dag,
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return FileKind::Dag; // the DAG loader reports why it cannot be read
+    };
+    // Recovering from syntax errors, so that a job file with a typo is still
+    // checked as a job file (and not reported as a DAG without a name).
+    let (root, _) = toml::de::DeTable::parse_recoverable(&text);
+    let has = |key: &str| root.get_ref().keys().any(|k| k.get_ref() == key);
+    if has("kind") && !has("task") && !has("name") {
+        FileKind::Job
+    } else {
+        FileKind::Dag
     }
 }

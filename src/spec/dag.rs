@@ -100,6 +100,9 @@ impl Default for TaskPolicy {
 #[derive(Deserialize)]
 struct DagHeader {
     /// The DAG's name; runs, artifacts and logs are keyed by it.
+    // Defaulted so that a missing name is reported by the name check below
+    // (with a hint) rather than failing the whole header.
+    #[serde(default)]
     name: String,
     description: Option<String>,
     /// Cron (5 or 6 fields) or `@daily`, `@hourly`, ...
@@ -146,8 +149,10 @@ impl DagHeader {
 }
 
 /// Retry and timeout settings, in `[defaults]` or on a task.
+// Unknown keys are reported by `Doc::check_keys` (`[defaults]`) or go to the
+// job (tasks); `deny_unknown_fields` here reported `[defaults]` typos twice
+// and, by failing the whole header, hid every other header problem.
 #[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
 struct PolicyFile {
     retries: Option<u32>,
     retry_delay: Option<HumanDuration>,
@@ -248,6 +253,7 @@ impl Loader<'_> {
 
     fn load(&mut self, source: SourceFile) -> Option<Dag> {
         let (doc, parse_errors) = Doc::parse(source);
+        let syntax_errors = parse_errors.len();
         self.diags.extend(parse_errors);
 
         let mut top_keys: Vec<&str> = field_names::<DagHeader>().to_vec();
@@ -256,26 +262,29 @@ impl Loader<'_> {
         if let Some(Value::Table(d)) = doc.table.get("defaults") {
             doc.check_keys("defaults", d, field_names::<PolicyFile>(), &mut self.diags);
         }
-        let header: DagHeader = match doc.deserialize("", Value::Table(doc.table.clone())) {
-            Ok(h) => h,
-            Err(d) => {
-                // Keep going with the tasks, so that their problems are
-                // reported in the same pass.
-                self.diags.push(d);
-                DagHeader::fallback(&doc.table)
+        // Every bad value is reported; the header keeps the good ones.
+        let header: DagHeader = doc
+            .deserialize_all("", Value::Table(doc.table.clone()), &mut self.diags)
+            // Keep going with the tasks, so that their problems are reported
+            // in the same pass.
+            .unwrap_or_else(|| DagHeader::fallback(&doc.table));
+        match doc.table.get("name") {
+            None => self.error(
+                doc.source.start(),
+                "the DAG has no `name`",
+                "add `name = \"...\"` at the top: the name keys runs, artifacts and logs",
+            ),
+            Some(Value::String(name))
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                self.error(
+                    doc.value_origin("name"),
+                    format!("bad DAG name `{name}`"),
+                    "use letters, digits, `_` and `-` only: the name keys runs, artifacts and logs",
+                );
             }
-        };
-        if header.name.is_empty()
-            || !header
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            self.error(
-                doc.value_origin("name"),
-                format!("bad DAG name `{}`", header.name),
-                "use letters, digits, `_` and `-` only: the name keys runs, artifacts and logs",
-            );
+            // Not a string: reported by `deserialize_all`.
+            _ => {}
         }
 
         let tz = match header.timezone.as_deref().map(parse_tz) {
@@ -347,6 +356,7 @@ impl Loader<'_> {
             );
         }
         self.check_graph(&doc, &header.task, &tasks);
+        doc.drop_cascading(&mut self.diags, syntax_errors);
 
         Some(Dag {
             name: header.name,
@@ -431,21 +441,17 @@ impl Loader<'_> {
             };
             dest.insert(k.clone(), v.clone());
         }
-        let tf: TaskFile = match doc.deserialize(&path, Value::Table(own)) {
-            Ok(t) => t,
-            Err(d) => {
-                self.diags.push(d);
-                return None;
-            }
-        };
-        let policy = match doc.deserialize::<PolicyFile>(&path, Value::Table(policy_t)) {
-            Ok(p) => p.over(defaults),
-            Err(d) => {
-                self.diags.push(d);
-                defaults.clone()
-            }
-        };
-        self.check_policy(doc, &path, &policy);
+        let tf: TaskFile = doc.deserialize_all(&path, Value::Table(own), &mut self.diags)?;
+        let own_policy = doc.deserialize_all::<PolicyFile>(&path, Value::Table(policy_t), &mut self.diags);
+        let policy = own_policy
+            .as_ref()
+            .map_or_else(|| defaults.clone(), |p| p.over(defaults));
+        // Only the values this task sets: a bad `[defaults]` value is reported
+        // once, in `[defaults]`, not again on every task (unset values take the
+        // built-in defaults here, which are valid).
+        if let Some(own) = &own_policy {
+            self.check_policy(doc, &path, &own.over(&TaskPolicy::default()));
+        }
         let origin = doc.key_origin(&format!("{path}.id"));
 
         // The job: from a file (plus `with`), or inline.

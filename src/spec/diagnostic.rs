@@ -105,7 +105,9 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
+        // Jaro-Winkler alone misses one swap or slip in a short name (`rwa`
+        // for `raw` scores 0.56), so one edit also counts, from 3 letters on.
+        .filter(|(score, c)| *score > 0.8 || (word.chars().count() >= 3 && strsim::osa_distance(word, c) == 1))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -114,11 +116,13 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 pub fn unknown_name_hint(word: &str, candidates: &[&str]) -> String {
     match did_you_mean(word, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
-        None => {
-            let list = candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>();
-            format!("expected one of {}", list.join(", "))
-        }
+        None => format!("expected one of {}", list(candidates)),
     }
+}
+
+/// Names as users read them in a message: "`a`, `b`, `c`".
+pub fn list(names: &[&str]) -> String {
+    names.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -129,5 +133,7 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("retires", ["retries", "timeout"]), Some("retries"));
         assert_eq!(did_you_mean("zzz", ["retries", "timeout"]), None);
+        assert_eq!(did_you_mean("rwa", ["raw", "out"]), Some("raw"));
+        assert_eq!(did_you_mean("ab", ["ba"]), None);
     }
 }

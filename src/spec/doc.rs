@@ -27,6 +27,8 @@ pub struct Doc {
     pub source: SourceFile,
     pub table: Table,
     spans: SpanIndex,
+    /// Lines holding a TOML syntax error.
+    syntax_lines: Vec<usize>,
 }
 
 impl Doc {
@@ -36,8 +38,10 @@ impl Doc {
         let text = source.text.clone();
         let (root, errors) = DeTable::parse_recoverable(&text);
         let mut diags = Vec::new();
+        let mut syntax_lines = Vec::new();
         for e in errors {
             let origin = e.span().map(|s| source.origin(&s)).unwrap_or_else(|| source.start());
+            syntax_lines.push(origin.line);
             diags.push(
                 Diagnostic::error(origin, format!("invalid TOML: {}", e.message().trim()))
                     .with_hint("see https://toml.io for the syntax"),
@@ -51,7 +55,27 @@ impl Doc {
             Ok(Value::Table(t)) => t,
             _ => Table::new(),
         };
-        (Doc { source, table, spans }, diags)
+        (
+            Doc {
+                source,
+                table,
+                spans,
+                syntax_lines,
+            },
+            diags,
+        )
+    }
+
+    /// Drops the problems found on a line with a TOML syntax error, except
+    /// the first `keep` (the syntax errors themselves): what the parser
+    /// recovered there is a guess (`schedule = ` reads as an empty string),
+    /// so "bad cron expression ``" next to "invalid TOML" is only noise.
+    pub fn drop_cascading(&self, diags: &mut Vec<Diagnostic>, keep: usize) {
+        let mut i = 0;
+        diags.retain(|d| {
+            i += 1;
+            i <= keep || *d.origin.file != *self.source.path || !self.syntax_lines.contains(&d.origin.line)
+        });
     }
 
     /// Where the key at `path` sits (falls back to the nearest parent).
@@ -94,20 +118,89 @@ impl Doc {
     /// Deserializes `value` (found at `path`) into `T`; a failure points at
     /// the offending key.
     pub fn deserialize<T: DeserializeOwned>(&self, path: &str, value: Value) -> Result<T, Diagnostic> {
-        deserialize_at(value).map_err(|(sub, msg)| {
-            let full = join_path(path, &sub);
-            let at = if full.is_empty() {
-                String::new()
-            } else {
-                format!("`{full}`: ")
-            };
-            let mut d = Diagnostic::error(self.value_origin(&full), format!("{at}{msg}"));
-            if let Some(h) = hint_for_serde_message(&msg) {
-                d = d.with_hint(h);
-            }
-            d
-        })
+        deserialize_at(value).map_err(|(sub, msg)| self.key_error(path, &sub, &msg))
     }
+
+    /// Like [`Doc::deserialize`], but reports every bad value, not just the
+    /// first: serde stops at the first error, so each failing key is reported,
+    /// dropped, and the rest deserialized again (a bad `retry_delay` must not
+    /// hide a bad `schedule`). `None` when `T` cannot be built even so (a
+    /// required key is missing or wrong).
+    pub fn deserialize_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        mut value: Value,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<T> {
+        let mut removed: Vec<String> = Vec::new();
+        // Each round removes one key, so this ends; the cap is a safeguard.
+        for _ in 0..256 {
+            let (sub, msg) = match deserialize_at(value.clone()) {
+                Ok(t) => return Some(t),
+                Err(e) => e,
+            };
+            // "missing field `x`" after `x` was dropped for a bad value: that
+            // value was already reported.
+            let dropped_required = msg
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+                .is_some_and(|f| removed.contains(&join_path(&sub, f)));
+            if dropped_required {
+                return None;
+            }
+            diags.push(self.key_error(path, &sub, &msg));
+            match remove_at(&mut value, &sub) {
+                Some(key) => removed.push(key),
+                None => return None,
+            }
+        }
+        None
+    }
+
+    fn key_error(&self, path: &str, sub: &str, msg: &str) -> Diagnostic {
+        let full = join_path(path, sub);
+        let at = if full.is_empty() {
+            String::new()
+        } else {
+            format!("`{full}`: ")
+        };
+        let mut d = Diagnostic::error(self.value_origin(&full), format!("{at}{msg}"));
+        if let Some(h) = hint_for_serde_message(msg) {
+            d = d.with_hint(h);
+        }
+        d
+    }
+}
+
+/// Removes the key at `path` (as serde_path_to_error writes it: `a.b[2].c`)
+/// from `value`. A path ending in an array index removes the whole array
+/// instead, so that the indices (and positions) of other items stay right.
+/// Returns the path of the key removed.
+fn remove_at(value: &mut Value, path: &str) -> Option<String> {
+    let mut segs: Vec<&str> = path.split(['.', '[']).filter(|s| !s.is_empty()).collect();
+    while segs.last()?.ends_with(']') {
+        segs.pop();
+    }
+    let (last, parents) = segs.split_last()?;
+    let mut cur = value;
+    for seg in parents {
+        cur = match seg.strip_suffix(']') {
+            Some(i) => cur.as_array_mut()?.get_mut(i.parse::<usize>().ok()?)?,
+            None => cur.as_table_mut()?.get_mut(*seg)?,
+        };
+    }
+    cur.as_table_mut()?.remove(*last)?;
+    // Rebuild the path up to the removed key, in the same notation.
+    let mut out = String::new();
+    for seg in &segs {
+        if seg.ends_with(']') {
+            out.push('[');
+        } else if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(seg);
+    }
+    Some(out)
 }
 
 /// A failure at a key inside a config: (key path, message).
@@ -123,8 +216,12 @@ pub fn deserialize_at<T: DeserializeOwned>(value: Value) -> Result<T, KeyError> 
 }
 
 /// serde says "unknown field `x`, expected one of `a`, `b`": turn the list
-/// into a did-you-mean.
+/// into a did-you-mean. "missing field `x`" gets "add `x = ...`".
 pub fn hint_for_serde_message(msg: &str) -> Option<String> {
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let field = rest.split('`').next()?;
+        return Some(format!("add `{field} = ...`"));
+    }
     let rest = msg
         .strip_prefix("unknown field `")
         .or_else(|| msg.strip_prefix("unknown variant `"))?;

@@ -127,14 +127,18 @@ impl Project {
             )])
         })?;
         let (doc, mut diags) = Doc::parse(source);
+        let syntax_errors = diags.len();
         let project = Self::from_doc(root, &doc, &mut diags);
+        doc.drop_cascading(&mut diags, syntax_errors);
         if diags.iter().any(Diagnostic::is_error) {
             return Err(Diagnostics(diags));
         }
         Ok(project.expect("no errors means a project"))
     }
 
-    fn embedded(root: &Path) -> Project {
+    /// The embedded defaults, for a project without `nightjar.toml` (and for
+    /// `validate`, to keep checking DAGs when `nightjar.toml` is broken).
+    pub fn embedded(root: &Path) -> Project {
         let mut p = Project {
             root: root.to_path_buf(),
             file: None,
@@ -170,13 +174,9 @@ impl Project {
                 }
             }
         }
-        let file: ProjectFile = match doc.deserialize("", toml::Value::Table(doc.table.clone())) {
-            Ok(f) => f,
-            Err(d) => {
-                diags.push(d);
-                return None;
-            }
-        };
+        // Every bad value is reported (a bad `dispatch` must not hide a bad
+        // `default_env`); the rest of the file is still checked.
+        let file: ProjectFile = doc.deserialize_all("", toml::Value::Table(doc.table.clone()), diags)?;
         let mut project = Project {
             root: root.to_path_buf(),
             file: Some(doc.source.path.to_path_buf()),

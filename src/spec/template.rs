@@ -129,14 +129,17 @@ pub fn check(s: &str, declared_vars: Option<&HashSet<String>>) -> Vec<(String, S
             && let Some(var) = rest.map(|r| r.split('.').next().unwrap_or(r))
             && !declared_vars.contains(var)
         {
-            let known: Vec<&str> = declared_vars.iter().map(String::as_str).collect();
-            let hint = if known.is_empty() {
-                format!("declare it in the DAG's [vars] table: `{var} = \"...\"`")
-            } else {
-                format!(
-                    "{}; or declare it in the DAG's [vars] table",
-                    super::diagnostic::unknown_name_hint(var, &known)
-                )
+            let mut known: Vec<&str> = declared_vars.iter().map(String::as_str).collect();
+            known.sort();
+            // "did you mean `raw`?; or declare it" read badly: say one or
+            // the other.
+            let hint = match super::diagnostic::did_you_mean(var, known.iter().copied()) {
+                Some(c) => format!("did you mean `vars.{c}`? Or declare `{var}` in the DAG's [vars] table"),
+                None if known.is_empty() => format!("declare it in the DAG's [vars] table: `{var} = \"...\"`"),
+                None => format!(
+                    "declare it in the DAG's [vars] table: `{var} = \"...\"` (declared: {})",
+                    super::diagnostic::list(&known)
+                ),
             };
             problems.push((format!("undeclared variable `vars.{var}`"), hint));
         }
