@@ -3,7 +3,10 @@
 //! its downstream `upstream_failed` while independent branches finish.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
@@ -50,7 +53,10 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
         last_attempt.insert(&t.id, attempt);
     }
 
-    let heartbeat = {
+    // Aborted on drop, so that an early return (an error from the run
+    // history) does not leave it beating for a run nobody executes, which
+    // would stop another host from ever resuming the run.
+    let heartbeat = AbortOnDrop({
         let store = engine.store.clone();
         let run_id = run_id.to_string();
         tokio::spawn(async move {
@@ -60,7 +66,7 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
                 let _ = store.heartbeat(&run_id);
             }
         })
-    };
+    });
 
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut interrupted = false;
@@ -105,7 +111,7 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
             }
         }
     }
-    heartbeat.abort();
+    drop(heartbeat);
 
     let final_state = if interrupted {
         engine.store.interrupt_running_tasks(run_id, "interrupted (Ctrl-C)")?;
@@ -307,7 +313,8 @@ impl TaskJob {
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    let permanent = e.downcast_ref::<ConfigError>().is_some();
+                    let permanent =
+                        e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<StepPanicked>().is_some();
                     self.cx.log.note(&format!("attempt {attempt} failed: {msg}"));
                     if !permanent && attempt < last {
                         let wait = backoff(&self.policy, attempt + 1, fastrand::f64());
@@ -358,7 +365,14 @@ impl TaskJob {
             .prepared
             .as_ref()
             .map_err(|e| anyhow::Error::new(ConfigError(e.clone())))?;
-        let fut = self.dispatcher.run_attempt(prepared, &self.cx);
+        // A panicking step fails its task like any error; uncaught, it
+        // would abort the whole run and leave it recorded as running.
+        let fut = async {
+            match CatchUnwind(self.dispatcher.run_attempt(prepared, &self.cx)).await {
+                Ok(result) => result,
+                Err(panic) => Err(anyhow::Error::new(StepPanicked(panic_message(&*panic)))),
+            }
+        };
         match self.policy.timeout {
             None => fut.await,
             Some(limit) => match tokio::time::timeout(limit, fut).await {
@@ -366,5 +380,45 @@ impl TaskJob {
                 Err(_) => Err(anyhow!("timed out after {}", humantime::format_duration(limit))),
             },
         }
+    }
+}
+
+/// A step panicked: a bug, which retrying will not fix, so the task fails at
+/// once (the run goes on).
+#[derive(Debug, thiserror::Error)]
+#[error("the step panicked: {0}")]
+struct StepPanicked(String);
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Polls a future, turning a panic inside it into an `Err` (the futures
+/// crate's `catch_unwind`, for the boxed futures `async_trait` returns).
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
