@@ -5,6 +5,7 @@
 mod graph;
 mod history;
 mod locate;
+mod preview;
 mod run;
 mod table;
 mod validate;
@@ -57,6 +58,14 @@ enum Command {
     },
     /// Print the log of one task of a run.
     Logs { run: String, task: String },
+    /// Show the schema and first rows of a task's output (running it and
+    /// its upstream tasks for the date first when needed).
+    Preview(preview::PreviewArgs),
+    /// List the step kinds, or print a complete example job of one.
+    Kinds {
+        /// A step kind, e.g. `transform.clean`.
+        kind: Option<String>,
+    },
     /// Draw a DAG.
     Graph {
         /// A DAG file, or the name of a DAG in the project's dags/ folder.
@@ -83,6 +92,8 @@ pub fn main() -> ExitCode {
         Command::Show { ref run } => history::show(&cli, run),
         Command::Logs { ref run, ref task } => history::logs(&cli, run, task),
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
+        Command::Preview(ref args) => preview::preview(&cli, args),
+        Command::Kinds { ref kind } => kinds(kind.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -91,6 +102,28 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn kinds(kind: Option<&str>) -> anyhow::Result<ExitCode> {
+    let registry = crate::steps::Registry::builtin();
+    match kind {
+        None => {
+            let rows: Vec<Vec<String>> = registry
+                .kinds()
+                .map(|k| vec![k.name.to_string(), k.summary.to_string()])
+                .collect();
+            table::print(&["KIND", "WHAT IT DOES"], &rows);
+            println!("\n`nightjar kinds KIND` prints a complete example job.");
+        }
+        Some(name) => match registry.get(name) {
+            Some(k) => print!("{}", k.example),
+            None => anyhow::bail!(
+                "unknown step kind `{name}` ({})",
+                crate::spec::diagnostic::unknown_name_hint(name, &registry.names())
+            ),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing() {

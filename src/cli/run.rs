@@ -52,13 +52,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
             .and_hms_opt(0, 0, 0)
             .unwrap(),
     };
-    let mut vars = BTreeMap::new();
-    for kv in &args.vars {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("--var {kv}: write it as NAME=VALUE");
-        };
-        vars.insert(k.trim().to_string(), v.to_string());
-    }
+    let vars = parse_vars(&args.vars)?;
     let selection = if !args.tasks.is_empty() {
         Selection::Only(args.tasks.clone())
     } else if !args.from.is_empty() {
@@ -107,6 +101,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         RunState::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// `--var K=V` flags as a map.
+pub fn parse_vars(flags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    for kv in flags {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--var {kv}: write it as NAME=VALUE");
+        };
+        vars.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(vars)
 }
 
 /// Prints run progress to stderr and the summary to stdout.

@@ -45,6 +45,7 @@ pub mod expr;
 pub mod formats;
 pub mod infer;
 pub mod ingest;
+pub mod ops;
 pub mod progress;
 pub mod quarantine;
 pub mod rows;

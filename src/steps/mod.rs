@@ -20,10 +20,12 @@ use crate::spec::fields::field_names;
 use crate::spec::project::Connection;
 
 pub mod extract;
+pub mod load;
 pub mod noop;
 pub mod shell;
 #[cfg(test)]
 pub mod testing;
+pub mod transform;
 
 /// A configured step, ready to run.
 #[async_trait]
@@ -243,8 +245,13 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self { kinds: BTreeMap::new() };
         r.register(extract::file::KIND);
+        r.register(load::csv::KIND);
+        r.register(load::parquet::KIND);
+        r.register(load::sqlite::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
+        r.register(transform::clean::KIND);
+        r.register(transform::join::KIND);
         r
     }
 

@@ -2,6 +2,9 @@
 //! record batches (Parquet).
 
 pub mod csv;
+pub mod excel;
+pub mod json;
+pub mod parquet;
 
 use std::io::{BufReader, Read};
 use std::path::Path;

@@ -247,3 +247,465 @@ UnitPrice = "decimal(10,2)"
         assert_eq!(b.num_rows(), 2);
     }
 }
+
+#[cfg(test)]
+mod format_tests {
+    //! JSON, NDJSON, spreadsheets and Parquet through `extract.file`.
+
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::steps::testing::Harness;
+    use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, RecordBatch, StringArray};
+    use arrow::datatypes::{
+        DataType, Date32Type, Decimal128Type, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    };
+    use serde_json::json;
+
+    const XLSX: &[u8] = include_bytes!("../../../tests/fixtures/formats/orders.xlsx");
+    const ODS: &[u8] = include_bytes!("../../../tests/fixtures/formats/orders.ods");
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn col<'a>(out: &'a crate::steps::testing::Outcome, name: &str) -> &'a ArrayRef {
+        out.datasets["default"][0].column_by_name(name).unwrap()
+    }
+
+    fn strings(a: &ArrayRef) -> Vec<Option<&str>> {
+        a.as_string::<i32>().iter().collect()
+    }
+
+    fn date_text(days: i32) -> String {
+        (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap() + chrono::Duration::days(days.into())).to_string()
+    }
+
+    fn ts_text(us: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(us)
+            .unwrap()
+            .naive_utc()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn json_array_nested_objects_flatten_to_dotted_columns() {
+        let h = Harness::new("orders");
+        let doc = json!([
+            {"id": 1, "price": 2.55, "paid": true, "customer": {"name": "Ann", "address": {"city": "Leeds"}},
+             "lines": [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}]},
+            {"id": 9007199254740993_i64, "price": 0.1, "paid": false, "customer": {"name": "Bo", "address": {"city": null}},
+             "lines": []},
+            {"id": 3, "price": 17850.0, "customer": {"address": {"city": "York"}}, "note": "late key is fine in a document"}
+        ]);
+        h.file("in/orders.json", serde_json::to_vec(&doc).unwrap());
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/orders.json\"\n[columns]\nprice = \"decimal(10,2)\"\n",
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 3);
+        let b = &out.datasets["default"][0];
+        let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+        for n in [
+            "id",
+            "price",
+            "paid",
+            "customer.name",
+            "customer.address.city",
+            "lines",
+            "note",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{names:?}");
+        }
+        let ids = col(&out, "id").as_primitive::<Int64Type>();
+        assert_eq!(ids.value(1), 9007199254740993, "integers stay exact");
+        let prices = col(&out, "price").as_primitive::<Decimal128Type>();
+        assert_eq!((prices.value(0), prices.value(1), prices.value(2)), (255, 10, 1785000));
+        assert_eq!(
+            strings(col(&out, "customer.address.city")),
+            [Some("Leeds"), None, Some("York")]
+        );
+        assert_eq!(
+            strings(col(&out, "lines"))[0],
+            Some(r#"[{"qty":2,"sku":"A"},{"qty":1,"sku":"B"}]"#)
+        );
+        assert_eq!(strings(col(&out, "lines"))[1], Some("[]"));
+        let paid = col(&out, "paid").as_boolean();
+        assert!(paid.value(0) && !paid.value(1) && paid.is_null(2));
+    }
+
+    #[tokio::test]
+    async fn json_gz_with_a_records_path() {
+        let h = Harness::new("api");
+        let doc = json!({"meta": {"page": 1}, "data": {"items": [{"a": 1, "b": "x"}, {"a": 2.5, "b": "y"}]}});
+        h.file("in/page.json.gz", gz(&serde_json::to_vec(&doc).unwrap()));
+        let out = h
+            .run(&KIND, "path = \"in/page.json.gz\"\nrecords = \"$.data.items\"\n")
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 2);
+        let a = col(&out, "a").as_primitive::<Float64Type>();
+        assert_eq!((a.value(0), a.value(1)), (1.0, 2.5));
+        let err = h
+            .run(&KIND, "path = \"in/page.json.gz\"\nrecords = \"$.data.rows\"\n")
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("`$.data` has no key `rows` (it has: items)"),
+            "{err:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ndjson_bad_lines_are_quarantined_with_line_numbers() {
+        let h = Harness::new("events");
+        let mut text = String::new();
+        for (i, v) in [json!({"id": 1, "user": {"id": 7}}), json!({"id": 2, "user": {"id": 8}})]
+            .iter()
+            .enumerate()
+        {
+            text += &serde_json::to_string(v).unwrap();
+            text += "\n";
+            if i == 0 {
+                text += "{\"id\": 3, \"user\": \n\n";
+            }
+        }
+        text += "[1, 2]\n{\"id\": \"four\"}\n";
+        h.file("in/events.ndjson", &text);
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/events.ndjson\"\nmax_bad_rows = 3\n[columns]\nid = \"int64\"\n",
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.output.metrics.rows_in, 5);
+        assert_eq!(out.rows("default"), 2);
+        let q: Vec<(u64, &str)> = out
+            .quarantine
+            .iter()
+            .map(|q| (q["line"].as_u64().unwrap(), q["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(q.iter().map(|q| q.0).collect::<Vec<_>>(), [2, 5, 6], "{q:?}");
+        assert!(q[0].1.contains("not valid JSON"), "{q:?}");
+        assert!(q[1].1.contains("an array, not a JSON object"), "{q:?}");
+        assert!(q[2].1.contains("`four`"), "{q:?}");
+        assert_eq!(
+            col(&out, "user.id").as_primitive::<Int64Type>().values().to_vec(),
+            [7, 8]
+        );
+    }
+
+    #[tokio::test]
+    async fn ndjson_gz_streams_and_late_keys_are_quarantined() {
+        let h = Harness::new("events");
+        let mut text = String::new();
+        for i in 0..10_001 {
+            text += &serde_json::to_string(&json!({"id": i})).unwrap();
+            text += "\n";
+        }
+        text += "{\"id\": 10001, \"surprise\": \"x\"}\n";
+        h.file("in/events.jsonl.gz", gz(text.as_bytes()));
+        let out = h
+            .run(&KIND, "path = \"in/events.jsonl.gz\"\nmax_bad_rows = 1\n")
+            .await
+            .unwrap();
+        assert_eq!(out.output.metrics.rows_in, 10_002);
+        assert_eq!(out.rows("default"), 10_001);
+        let q = &out.quarantine[0];
+        assert_eq!(q["line"], 10_002);
+        assert!(
+            q["reason"].as_str().unwrap().contains("`surprise` (kept as column_2)"),
+            "{q}"
+        );
+        assert_eq!(q["row"]["column_2"], "x");
+        // Reading further ahead takes the key as a column.
+        let h = Harness::new("events");
+        h.file("in/events.jsonl.gz", gz(text.as_bytes()));
+        let out = h
+            .run(&KIND, "path = \"in/events.jsonl.gz\"\ninfer_rows = 20000\n")
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 10_002);
+        assert!(out.datasets["default"][0].column_by_name("surprise").is_some());
+    }
+
+    #[tokio::test]
+    async fn xlsx_cells_dates_and_error_rows() {
+        let h = Harness::new("orders");
+        h.file("in/orders.xlsx", XLSX);
+        let out = h
+            .run(&KIND, "path = \"in/orders.xlsx\"\nmax_bad_rows = 1\n")
+            .await
+            .unwrap();
+        assert_eq!(out.output.metrics.rows_in, 4, "the blank row 5 is skipped");
+        assert_eq!(out.rows("default"), 3);
+        let q = &out.quarantine[0];
+        assert_eq!(q["line"], 4);
+        assert!(
+            q["reason"]
+                .as_str()
+                .unwrap()
+                .contains("B4 (column `Quantity`) holds the error #DIV/0!"),
+            "{q}"
+        );
+        assert_eq!(q["row"]["Quantity"], "#DIV/0!");
+        assert_eq!(
+            strings(col(&out, "InvoiceNo")),
+            [Some("536365"), Some("536366"), Some("C536379")]
+        );
+        let qty = col(&out, "Quantity").as_primitive::<Int64Type>();
+        assert_eq!(qty.values().to_vec(), [6, 32, -1]);
+        let price = col(&out, "UnitPrice").as_primitive::<Float64Type>();
+        assert_eq!(price.values().to_vec(), [2.55, 1.69, 27.5]);
+        assert_eq!(
+            col(&out, "InvoiceDate").data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        let ts = col(&out, "InvoiceDate").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts_text(ts.value(0)), "2010-12-01 08:26:00");
+        assert_eq!(ts_text(ts.value(1)), "2010-12-01 09:01:30");
+        assert_eq!(ts_text(ts.value(2)), "2010-12-02 00:00:00");
+        let ship = col(&out, "ShipDate").as_primitive::<Date32Type>();
+        assert_eq!(date_text(ship.value(0)), "2010-12-03");
+        assert!(ship.is_null(2));
+        let paid = col(&out, "Paid").as_boolean();
+        assert!(paid.value(0) && !paid.value(1));
+        assert_eq!(strings(col(&out, "Note")), [Some("first"), None, None]);
+        let cust = col(&out, "CustomerID").as_primitive::<Int64Type>();
+        assert_eq!((cust.value(0), cust.value(1)), (17850, 13047));
+        assert!(cust.is_null(2));
+    }
+
+    #[tokio::test]
+    async fn xlsx_sheets_by_name_or_index_and_headerless() {
+        let h = Harness::new("returns");
+        h.file("in/orders.xlsx", XLSX);
+        for sheet in ["\"Returns\"", "1"] {
+            let out = h
+                .run(&KIND, &format!("path = \"in/orders.xlsx\"\nsheet = {sheet}\n"))
+                .await
+                .unwrap();
+            assert_eq!(strings(col(&out, "Reason")), [Some("damaged"), Some("late")]);
+        }
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/orders.xlsx\"\nsheet = \"Returns\"\ncsv = { header = false }\n",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            strings(col(&out, "column_2")),
+            [Some("Reason"), Some("damaged"), Some("late")]
+        );
+        let err = h
+            .run(&KIND, "path = \"in/orders.xlsx\"\nsheet = \"Refunds\"\n")
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("no sheet named `Refunds` (it has 0: `Orders`, 1: `Returns`)"),
+            "{err:#}"
+        );
+        // An XLSX workbook named `.xls` is still read.
+        h.file("in/legacy.xls", XLSX);
+        let out = h
+            .run(&KIND, "path = \"in/legacy.xls\"\nsheet = \"Returns\"\n")
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 2);
+        let err = h
+            .run(&KIND, "path = \"in/orders.xlsx\"\nsheet = 2\n")
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("out of range"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn ods_sheets() {
+        let h = Harness::new("orders");
+        h.file("in/orders.ods", ODS);
+        let out = h.run(&KIND, "path = \"in/orders.ods\"\n").await.unwrap();
+        assert_eq!(out.rows("default"), 2);
+        assert_eq!(
+            col(&out, "Quantity").as_primitive::<Int64Type>().values().to_vec(),
+            [6, 32]
+        );
+        let ts = col(&out, "InvoiceDate").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts_text(ts.value(1)), "2010-12-01 09:01:30");
+        assert!(col(&out, "Paid").as_boolean().value(0));
+        assert_eq!(strings(col(&out, "Note")), [Some("first"), None]);
+        let out = h
+            .run(&KIND, "path = \"in/orders.ods\"\nsheet = \"Returns\"\n")
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 1);
+    }
+
+    fn parquet_file(h: &Harness, rel: &str, batch: &RecordBatch, compress: bool) {
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        w.write(batch).unwrap();
+        w.close().unwrap();
+        h.file(rel, if compress { gz(&buf) } else { buf });
+    }
+
+    fn orders_batch(ids: Vec<i32>, qty: Vec<Option<&str>>, price: Vec<f64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("qty", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(StringArray::from(qty)),
+                Arc::new(Float64Array::from(price)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn parquet_declared_casts_quarantine_failing_rows() {
+        let h = Harness::new("orders");
+        let b = orders_batch(
+            vec![1, 2, 3, 4],
+            vec![Some("6"), Some("six"), None, Some("17850.0")],
+            vec![2.55, 1.5, 3.0, 123456789.0],
+        );
+        parquet_file(&h, "in/orders.parquet", &b, false);
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/orders.parquet\"\nmax_bad_rows = 2\n[columns]\nqty = \"int64\"\nprice = \"decimal(6,2)\"\n",
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.output.metrics.rows_in, 4);
+        assert_eq!(out.rows("default"), 2);
+        let q: Vec<(u64, &str, &str)> = out
+            .quarantine
+            .iter()
+            .map(|q| {
+                (
+                    q["line"].as_u64().unwrap(),
+                    q["column"].as_str().unwrap(),
+                    q["reason"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!((q[0].0, q[0].1), (2, "qty"), "{q:?}");
+        assert!(q[0].2.contains("`six`"), "{q:?}");
+        assert_eq!((q[1].0, q[1].1), (4, "price"), "{q:?}");
+        assert!(q[1].2.contains("123456789"), "{q:?}");
+        assert_eq!(out.quarantine[0]["row"]["qty"], "six");
+        // Undeclared int32 is widened to int64; the declared columns are cast.
+        assert_eq!(col(&out, "id").as_primitive::<Int64Type>().values().to_vec(), [1, 3]);
+        let qty = col(&out, "qty").as_primitive::<Int64Type>();
+        assert_eq!(qty.value(0), 6);
+        assert!(qty.is_null(1));
+        assert_eq!(
+            col(&out, "price").as_primitive::<Decimal128Type>().values().to_vec(),
+            [255, 300]
+        );
+        let err = h
+            .run(
+                &KIND,
+                "path = \"in/orders.parquet\"\n[columns]\nqty = \"int64\"\nprice = \"decimal(6,2)\"\n",
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("2 of 4 rows were rejected"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn parquet_globs_need_compatible_schemas() {
+        let h = Harness::new("orders");
+        parquet_file(
+            &h,
+            "in/a.parquet",
+            &orders_batch(vec![1], vec![Some("1")], vec![1.0]),
+            false,
+        );
+        // A later file may lack an undeclared column; gzip is looked through.
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("price", DataType::Float64, true),
+                Field::new("id", DataType::Int32, true),
+            ])),
+            vec![
+                Arc::new(Float64Array::from(vec![2.0])),
+                Arc::new(Int32Array::from(vec![2])),
+            ],
+        )
+        .unwrap();
+        parquet_file(&h, "in/b.parquet.gz", &b, true);
+        let out = h
+            .run(&KIND, "path = \"in/*.parquet*\"\nsource_column = \"file\"\n")
+            .await
+            .unwrap();
+        assert_eq!(out.rows("default"), 2);
+        assert_eq!(out.output.metrics.extra["files"], 2);
+        let batches = &out.datasets["default"];
+        let qty: Vec<Option<&str>> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("qty")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(qty, [Some("1"), None]);
+        assert!(
+            batches[0]
+                .column_by_name("file")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0)
+                .ends_with("a.parquet")
+        );
+        // Another type for the same column is an error, unless declared.
+        let c = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)])),
+            vec![Arc::new(StringArray::from(vec!["3"]))],
+        )
+        .unwrap();
+        parquet_file(&h, "in/c.parquet", &c, false);
+        let err = h.run(&KIND, "path = \"in/*.parquet*\"\n").await.err().unwrap();
+        assert!(format!("{err:#}").contains("column `id` is Utf8 in"), "{err:#}");
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/*.parquet*\"\ncolumns_only = true\n[columns]\nid = \"int64\"\n",
+            )
+            .await
+            .unwrap();
+        let ids: Vec<i64> = out.datasets["default"]
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+        // Parquet and text files do not mix.
+        parquet_file(&h, "mix/a.parquet", &c, false);
+        h.file("mix/b.csv", "id\n4\n");
+        let err = h.run(&KIND, "path = \"mix/*\"\n").await.err().unwrap();
+        assert!(
+            format!("{err:#}").contains("cannot be read into one dataset"),
+            "{err:#}"
+        );
+    }
+}

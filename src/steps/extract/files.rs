@@ -8,7 +8,10 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::data::formats::csv::{CsvOptions, CsvSource};
-use crate::data::formats::{Format, decompress};
+use crate::data::formats::excel::{Sheet, SheetSource};
+use crate::data::formats::json::{DISCOVER_LINES, JsonSource, NdjsonSource};
+use crate::data::formats::parquet::ParquetIngest;
+use crate::data::formats::{Format, RowSource, decompress};
 use crate::data::ingest::{Ingest, TypingOptions};
 use crate::data::quarantine::BadRowLimit;
 use crate::data::types::ColumnSpec;
@@ -167,6 +170,9 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
         cx.progress("read"),
     );
     let files = sources.len();
+    // Parquet files are typed: their batches skip the text rows.
+    let mut parquet: Option<ParquetIngest> = None;
+    let mut text_files = 0usize;
     for src in sources {
         cx.check_cancelled()?;
         let format = match cfg.format.or_else(|| Format::from_name(&src.name)) {
@@ -180,20 +186,59 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
             &src.name,
             (src.open)().with_context(|| format!("opening {}", src.name))?,
         );
-        match format {
-            Format::Csv | Format::Tsv => {
-                let mut rows = CsvSource::new(input, &cfg.csv, format == Format::Tsv, &cfg.header_names())
+        let mixed = || {
+            anyhow::anyhow!(
+                "{} is {format:?} but other files of this task are not: Parquet and text or spreadsheet files cannot be read into one dataset (split them into two tasks)",
+                src.name
+            )
+        };
+        let mut rows: Box<dyn RowSource> = match format {
+            Format::Parquet => {
+                if text_files > 0 {
+                    return Err(mixed());
+                }
+                parquet
+                    .get_or_insert_with(|| ParquetIngest::new(&cx.artifact_dir(), &cx.task, "default", &cfg.typing()))
+                    .add_source(&src.name, input, &mut ingest)
                     .with_context(|| format!("reading {}", src.name))?;
-                ingest
-                    .add_source(&src.name, &mut rows)
-                    .with_context(|| format!("reading {}", src.name))?;
+                cx.log.note(&format!("read {}", src.name));
+                continue;
             }
-            other => bail!("format {other:?} is not supported yet ({})", src.name),
-        }
+            _ if parquet.is_some() => return Err(mixed()),
+            Format::Csv | Format::Tsv => Box::new(
+                CsvSource::new(input, &cfg.csv, format == Format::Tsv, &cfg.header_names())
+                    .with_context(|| format!("reading {}", src.name))?,
+            ),
+            Format::Json => Box::new(
+                JsonSource::new(input, cfg.records.as_deref()).with_context(|| format!("reading {}", src.name))?,
+            ),
+            Format::Ndjson => {
+                let discover = cfg.infer_rows.unwrap_or(0).max(DISCOVER_LINES);
+                Box::new(NdjsonSource::new(input, discover).with_context(|| format!("reading {}", src.name))?)
+            }
+            Format::Xlsx | Format::Xls | Format::Ods => {
+                let sheet = match &cfg.sheet {
+                    None => Sheet::First,
+                    Some(SheetRef::Index(i)) => Sheet::Index(*i),
+                    Some(SheetRef::Name(n)) => Sheet::Name(n),
+                };
+                Box::new(
+                    SheetSource::new(input, format, sheet, cfg.csv.header, &cfg.header_names())
+                        .with_context(|| format!("reading {}", src.name))?,
+                )
+            }
+        };
+        text_files += 1;
+        ingest
+            .add_source(&src.name, rows.as_mut())
+            .with_context(|| format!("reading {}", src.name))?;
         cx.log.note(&format!("read {}", src.name));
     }
     let rows_in = ingest.rows_in;
-    let (dataset, quarantine) = ingest.finish()?;
+    let (dataset, quarantine) = match parquet {
+        Some(p) => p.finish(ingest)?,
+        None => ingest.finish()?,
+    };
     let bad = quarantine.count();
     let qpath = quarantine.path().to_path_buf();
     quarantine.finish()?;

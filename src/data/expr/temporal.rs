@@ -1,0 +1,264 @@
+//! Calendar arithmetic for dates and timestamps: literal parsing and
+//! `date_trunc`, as tight integer loops (there is no Arrow kernel for
+//! truncation).
+
+use std::sync::Arc;
+
+use arrow::array::timezone::Tz;
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
+use arrow::error::ArrowError;
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone};
+
+pub(crate) const US_PER_SECOND: i64 = 1_000_000;
+pub(crate) const US_PER_MINUTE: i64 = 60 * US_PER_SECOND;
+pub(crate) const US_PER_HOUR: i64 = 60 * US_PER_MINUTE;
+pub(crate) const US_PER_DAY: i64 = 24 * US_PER_HOUR;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The (year, month, day) of a day count since 1970-01-01.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses `YYYY-MM-DD` into days since the epoch.
+pub(crate) fn parse_date(s: &str) -> Option<i32> {
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((d - epoch).num_days()).ok()
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]` (or with a `T`) into
+/// microseconds since the epoch, with no time zone.
+pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    const FORMATS: [&str; 4] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ];
+    for f in FORMATS {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    let days = parse_date(s)?;
+    Some(days as i64 * US_PER_DAY)
+}
+
+/// A `date_trunc` unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TruncUnit {
+    Year,
+    Quarter,
+    Month,
+    Week,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl TruncUnit {
+    pub const NAMES: [&'static str; 8] = ["year", "quarter", "month", "week", "day", "hour", "minute", "second"];
+
+    pub fn parse(s: &str) -> Option<TruncUnit> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "year" | "years" => TruncUnit::Year,
+            "quarter" | "quarters" => TruncUnit::Quarter,
+            "month" | "months" => TruncUnit::Month,
+            "week" | "weeks" => TruncUnit::Week,
+            "day" | "days" => TruncUnit::Day,
+            "hour" | "hours" => TruncUnit::Hour,
+            "minute" | "minutes" => TruncUnit::Minute,
+            "second" | "seconds" => TruncUnit::Second,
+            _ => return None,
+        })
+    }
+
+    /// Whether the unit is finer than a day (makes no sense for dates).
+    pub fn is_time_of_day(self) -> bool {
+        matches!(self, TruncUnit::Hour | TruncUnit::Minute | TruncUnit::Second)
+    }
+}
+
+/// Truncates a day count to the start of its year, quarter, month or ISO
+/// week (Monday). Finer units leave it unchanged.
+#[inline]
+pub(crate) fn trunc_days(days: i64, unit: TruncUnit) -> i64 {
+    match unit {
+        TruncUnit::Year => {
+            let (y, _, _) = civil_from_days(days);
+            days_from_civil(y, 1, 1)
+        }
+        TruncUnit::Quarter => {
+            let (y, m, _) = civil_from_days(days);
+            days_from_civil(y, (m - 1) / 3 * 3 + 1, 1)
+        }
+        TruncUnit::Month => {
+            let (y, m, _) = civil_from_days(days);
+            days_from_civil(y, m, 1)
+        }
+        // 1970-01-01 was a Thursday: (days + 3) mod 7 is 0 on Mondays.
+        TruncUnit::Week => days - (days + 3).rem_euclid(7),
+        TruncUnit::Day | TruncUnit::Hour | TruncUnit::Minute | TruncUnit::Second => days,
+    }
+}
+
+/// Truncates a wall-clock reading in microseconds.
+#[inline]
+pub(crate) fn trunc_micros(us: i64, unit: TruncUnit) -> i64 {
+    match unit {
+        TruncUnit::Hour => us - us.rem_euclid(US_PER_HOUR),
+        TruncUnit::Minute => us - us.rem_euclid(US_PER_MINUTE),
+        TruncUnit::Second => us - us.rem_euclid(US_PER_SECOND),
+        _ => trunc_days(us.div_euclid(US_PER_DAY), unit) * US_PER_DAY,
+    }
+}
+
+/// `date_trunc` over a `Date32` or `Timestamp(Microsecond, tz)` array; the
+/// result has the input's type. With a time zone the truncation happens on
+/// the local wall clock (midnight in Europe/London, not in UTC).
+pub(crate) fn date_trunc(array: &dyn Array, unit: TruncUnit) -> Result<ArrayRef, ArrowError> {
+    match array.data_type() {
+        DataType::Date32 => {
+            let a = array.as_primitive::<Date32Type>();
+            let out = a.unary_opt::<_, Date32Type>(|d| i32::try_from(trunc_days(d as i64, unit)).ok());
+            Ok(Arc::new(out))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            let a = array.as_primitive::<TimestampMicrosecondType>();
+            let out = a.unary::<_, TimestampMicrosecondType>(|us| trunc_micros(us, unit));
+            Ok(Arc::new(out))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, Some(tz_name)) => {
+            let tz: Tz = tz_name.parse()?;
+            let a = array.as_primitive::<TimestampMicrosecondType>();
+            let out = a
+                .unary_opt::<_, TimestampMicrosecondType>(|us| trunc_in_zone(us, unit, &tz))
+                .with_timezone(tz_name.clone());
+            Ok(Arc::new(out))
+        }
+        other => Err(ArrowError::InvalidArgumentError(format!(
+            "date_trunc does not support {other}"
+        ))),
+    }
+}
+
+fn trunc_in_zone(us: i64, unit: TruncUnit, tz: &Tz) -> Option<i64> {
+    let utc = DateTime::from_timestamp_micros(us)?.naive_utc();
+    let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64 * US_PER_SECOND;
+    let local = trunc_micros(us + offset, unit);
+    let naive = DateTime::from_timestamp_micros(local)?.naive_utc();
+    Some(match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.timestamp_micros(),
+        LocalResult::Ambiguous(earliest, _) => earliest.timestamp_micros(),
+        // The truncated reading falls in a DST gap: keep the original offset.
+        LocalResult::None => local - offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000i64, -1, 0, 1, 59, 365, 14_944, 20_000, 2_000_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(2010, 12, 1), 14_944);
+        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29)), (2000, 2, 29));
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(parse_date("2010-12-01"), Some(14_944));
+        assert_eq!(parse_date("2010-13-01"), None);
+        assert_eq!(parse_date("12/01/2010"), None);
+        let ts = parse_timestamp("2010-12-01 08:26:00").unwrap();
+        assert_eq!(ts, 14_944 * US_PER_DAY + 8 * US_PER_HOUR + 26 * US_PER_MINUTE);
+        assert_eq!(parse_timestamp("2010-12-01T08:26:00"), Some(ts));
+        assert_eq!(parse_timestamp("2010-12-01 08:26"), Some(ts));
+        assert_eq!(parse_timestamp("2010-12-01 08:26:00.5"), Some(ts + 500_000));
+        assert_eq!(parse_timestamp("2010-12-01"), Some(14_944 * US_PER_DAY));
+        assert_eq!(parse_timestamp("2010-12-01 25:00:00"), None);
+    }
+
+    #[test]
+    fn truncation_units() {
+        // 2010-12-01 was a Wednesday.
+        let d = days_from_civil(2010, 12, 1);
+        assert_eq!(trunc_days(d, TruncUnit::Year), days_from_civil(2010, 1, 1));
+        assert_eq!(trunc_days(d, TruncUnit::Quarter), days_from_civil(2010, 10, 1));
+        assert_eq!(trunc_days(d, TruncUnit::Month), d);
+        assert_eq!(trunc_days(d, TruncUnit::Week), days_from_civil(2010, 11, 29));
+        assert_eq!(trunc_days(d + 5, TruncUnit::Week), days_from_civil(2010, 12, 6));
+        assert_eq!(trunc_days(-1, TruncUnit::Week), days_from_civil(1969, 12, 29));
+        let us = d * US_PER_DAY + 8 * US_PER_HOUR + 26 * US_PER_MINUTE + 7 * US_PER_SECOND + 9;
+        assert_eq!(trunc_micros(us, TruncUnit::Hour), d * US_PER_DAY + 8 * US_PER_HOUR);
+        assert_eq!(
+            trunc_micros(us, TruncUnit::Minute),
+            d * US_PER_DAY + 8 * US_PER_HOUR + 26 * US_PER_MINUTE
+        );
+        assert_eq!(trunc_micros(us, TruncUnit::Second), us - 9);
+        assert_eq!(trunc_micros(us, TruncUnit::Day), d * US_PER_DAY);
+        assert_eq!(trunc_micros(-1, TruncUnit::Day), -US_PER_DAY);
+    }
+
+    #[test]
+    fn truncation_in_a_zone() {
+        // 2010-07-15 00:30 in London (BST, +01:00) is 2010-07-14 23:30 UTC.
+        let local_midnight_utc = days_from_civil(2010, 7, 15) * US_PER_DAY - US_PER_HOUR;
+        let t = local_midnight_utc + 30 * US_PER_MINUTE;
+        let a = TimestampMicrosecondArray::from(vec![Some(t), None]).with_timezone("Europe/London");
+        let out = date_trunc(&a, TruncUnit::Day).unwrap();
+        let out = out.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(out.value(0), local_midnight_utc);
+        assert!(out.is_null(1));
+        assert_eq!(out.data_type(), a.data_type());
+        // Month start in London: 2010-07-01 00:00 BST.
+        let out = date_trunc(&a, TruncUnit::Month).unwrap();
+        let out = out.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(out.value(0), days_from_civil(2010, 7, 1) * US_PER_DAY - US_PER_HOUR);
+        // Fixed offsets work too.
+        let a = TimestampMicrosecondArray::from(vec![t]).with_timezone("+05:30");
+        let out = date_trunc(&a, TruncUnit::Hour).unwrap();
+        let v = out.as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!((v + 330 * US_PER_MINUTE).rem_euclid(US_PER_HOUR), 0);
+    }
+
+    #[test]
+    fn truncating_dates() {
+        let a = Date32Array::from(vec![Some(days_from_civil(2011, 5, 17) as i32), None]);
+        let out = date_trunc(&a, TruncUnit::Year).unwrap();
+        let out = out.as_primitive::<Date32Type>();
+        assert_eq!(out.value(0) as i64, days_from_civil(2011, 1, 1));
+        assert!(out.is_null(1));
+    }
+}

@@ -1,0 +1,115 @@
+//! One real day of the Online Retail data set through the retail DAG into
+//! the SQLite warehouse, checked against the source file itself.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared_by_day() -> PathBuf {
+    let p = repo().join("../shared/data/online-retail/by-day");
+    assert!(p.is_dir(), "the Online Retail data set is expected at {}", p.display());
+    p.canonicalize().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A scratch copy of the project's DAGs and jobs.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("dags"), &dir.path().join("dags"));
+    copy_dir(&repo().join("jobs"), &dir.path().join("jobs"));
+    dir
+}
+
+fn nightjar(project: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .current_dir(project)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// (all rows, cancelled rows, distinct non-cancelled rows) of a day file.
+fn expected(file: &Path) -> (usize, usize, usize) {
+    let mut r = csv::Reader::from_path(file).unwrap();
+    let (mut all, mut cancelled) = (0, 0);
+    let mut distinct = HashSet::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        all += 1;
+        if rec[0].starts_with('C') {
+            cancelled += 1;
+        } else {
+            distinct.insert(rec.iter().map(str::to_string).collect::<Vec<_>>());
+        }
+    }
+    (all, cancelled, distinct.len())
+}
+
+fn count(db: &Path, sql: &str) -> usize {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as usize
+}
+
+#[test]
+fn one_day_of_online_retail_lands_in_the_warehouse() {
+    let data = shared_by_day();
+    let p = project();
+    let input = format!("input={}", data.display());
+    let date = "2010-12-01";
+    let out = nightjar(p.path(), &["run", "retail_nightly", "--date", date, "--var", &input]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (all, cancelled, distinct) = expected(&data.join(format!("{date}.csv")));
+    let db = p.path().join(".nightjar/warehouse.db");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM orders"), distinct);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM cancelled_orders"), cancelled);
+    assert_eq!(
+        count(&db, &format!("SELECT COUNT(*) FROM orders WHERE order_date = '{date}'")),
+        distinct
+    );
+
+    // The run's metrics account for every row of the file.
+    let show = nightjar(p.path(), &["show", "retail_nightly@2010-12-01", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let task = |id: &str| {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"]["task_id"] == id)
+            .unwrap()["task"]
+            .clone()
+    };
+    assert_eq!(task("extract")["metrics"]["rows_in"], all);
+    assert_eq!(task("extract")["metrics"]["rows_out"], all);
+    assert_eq!(task("clean")["metrics"]["rows_filtered"], all - cancelled - distinct);
+
+    // Running the date again with --force replaces its rows, never doubles them.
+    let out = nightjar(
+        p.path(),
+        &["run", "retail_nightly", "--date", date, "--var", &input, "--force"],
+    );
+    assert!(out.status.success());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM orders"), distinct);
+}
