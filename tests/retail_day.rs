@@ -113,3 +113,27 @@ fn one_day_of_online_retail_lands_in_the_warehouse() {
     assert!(out.status.success());
     assert_eq!(count(&db, "SELECT COUNT(*) FROM orders"), distinct);
 }
+
+#[test]
+fn a_day_without_an_export_is_skipped_not_failed() {
+    let data = shared_by_day();
+    let p = project();
+    let input = format!("input={}", data.display());
+    // 2010-12-04 was a Saturday: the retailer exported nothing.
+    assert!(!data.join("2010-12-04.csv").exists());
+    let out = nightjar(
+        p.path(),
+        &["run", "retail_nightly", "--date", "2010-12-04", "--var", &input],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let show = nightjar(p.path(), &["show", "retail_nightly@2010-12-04", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["run"]["state"], "success");
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    for t in tasks {
+        assert_eq!(t["task"]["state"], "skipped", "{t}");
+        // Skipping is not retried.
+        assert!(t["task"]["attempt"].as_u64().unwrap() <= 1, "{t}");
+    }
+}

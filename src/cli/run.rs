@@ -166,6 +166,9 @@ impl Observer for Console {
             } => {
                 eprintln!("  ✗ {task} failed (attempt {attempt}): {error}");
             }
+            Event::TaskSkipped { task, reason, .. } => {
+                eprintln!("  ↷ {task} skipped: {reason}");
+            }
             Event::TaskUpstreamFailed { task, upstream, .. } => {
                 eprintln!("  ⊘ {task} not run: upstream task `{upstream}` failed");
             }

@@ -42,6 +42,13 @@ pub enum Event<'a> {
         attempt: u32,
         error: &'a str,
     },
+    /// Nothing to do for this date (the task said so, or an upstream task
+    /// was skipped).
+    TaskSkipped {
+        run_id: &'a str,
+        task: &'a str,
+        reason: &'a str,
+    },
     TaskUpstreamFailed {
         run_id: &'a str,
         task: &'a str,

@@ -19,7 +19,7 @@ use crate::data::{ArtifactStore, DatasetRef};
 use crate::dispatch::{Dispatcher, PreparedTask};
 use crate::spec::template::render_value;
 use crate::spec::{Dag, Task, TaskPolicy};
-use crate::steps::{StepContext, StepOutput};
+use crate::steps::{Skipped, StepContext, StepOutput};
 use crate::store::{RunState, Store, TaskState};
 
 /// How often a running run proves it is alive.
@@ -130,8 +130,10 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
     Ok(final_state)
 }
 
-/// Marks `upstream_failed` every pending task that needs a failed one (in
-/// file order, which is enough since we loop until nothing changes).
+/// Settles pending tasks whose upstream will never succeed: a need that
+/// failed makes them `upstream_failed`; a need that was skipped (nothing to
+/// do for this date) makes them `skipped` too. Loops until nothing changes,
+/// so the effect reaches every task downstream.
 fn propagate_failures<'a>(
     engine: &Engine,
     run_id: &str,
@@ -145,10 +147,12 @@ fn propagate_failures<'a>(
             if state[t.id.as_str()] != TaskState::Pending || !p.to_run.contains(&t.id) {
                 continue;
             }
-            let failed = t.needs.iter().find(|n| {
-                p.to_run.contains(*n) && matches!(state[n.as_str()], TaskState::Failed | TaskState::UpstreamFailed)
-            });
-            if let Some(up) = failed {
+            let need_in = |states: &[TaskState]| {
+                t.needs
+                    .iter()
+                    .find(|n| p.to_run.contains(*n) && states.contains(&state[n.as_str()]))
+            };
+            if let Some(up) = need_in(&[TaskState::Failed, TaskState::UpstreamFailed]) {
                 let msg = format!("upstream task `{up}` failed");
                 engine
                     .store
@@ -159,6 +163,18 @@ fn propagate_failures<'a>(
                     upstream: up,
                 });
                 state.insert(&t.id, TaskState::UpstreamFailed);
+                changed = true;
+            } else if let Some(up) = need_in(&[TaskState::Skipped]) {
+                let msg = format!("upstream task `{up}` was skipped");
+                engine
+                    .store
+                    .set_task_state(run_id, &t.id, TaskState::Skipped, Some(&msg))?;
+                engine.emit(Event::TaskSkipped {
+                    run_id,
+                    task: &t.id,
+                    reason: &msg,
+                });
+                state.insert(&t.id, TaskState::Skipped);
                 changed = true;
             }
         }
@@ -311,6 +327,26 @@ impl TaskJob {
                     });
                     return Ok((TaskState::Success, Some(out)));
                 }
+                Err(e) if e.downcast_ref::<Skipped>().is_some() => {
+                    // Nothing to do for this date (e.g. no input file): not
+                    // a failure, and not worth a retry.
+                    let reason = e.downcast_ref::<Skipped>().map(|s| s.0.clone()).unwrap_or_default();
+                    self.cx.log.note(&format!("skipped: {reason}"));
+                    self.store.task_attempt_ended(
+                        &self.run_id,
+                        &self.task,
+                        attempt,
+                        TaskState::Skipped,
+                        Some(&reason),
+                        None,
+                    )?;
+                    self.emit(Event::TaskSkipped {
+                        run_id: &self.run_id,
+                        task: &self.task,
+                        reason: &reason,
+                    });
+                    return Ok((TaskState::Skipped, None));
+                }
                 Err(e) => {
                     let msg = format!("{e:#}");
                     let permanent =
@@ -368,7 +404,15 @@ impl TaskJob {
         // A panicking step fails its task like any error; uncaught, it
         // would abort the whole run and leave it recorded as running.
         let fut = async {
-            match CatchUnwind(self.dispatcher.run_attempt(prepared, &self.cx)).await {
+            // Each attempt gets its own cancellation token, cancelled when
+            // this future is dropped (timeout, Ctrl-C): work a step moved to
+            // a blocking thread cannot be dropped, but it watches the token
+            // and stops at its next batch.
+            let token = self.cx.cancel.child_token();
+            let _cancel_on_drop = token.clone().drop_guard();
+            let mut cx = self.cx.clone();
+            cx.cancel = token;
+            match CatchUnwind(self.dispatcher.run_attempt(prepared, &cx)).await {
                 Ok(result) => result,
                 Err(panic) => Err(anyhow::Error::new(StepPanicked(panic_message(&*panic)))),
             }
