@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use nightjar::data::DatasetRef;
 use nightjar::engine::{Engine, RunReport, RunRequest, Selection, parse_logical_time};
 use nightjar::spec::{Dag, Project, dag};
-use nightjar::steps::{Registry, Step, StepConfig, StepContext, StepKind, StepOutput};
+use nightjar::steps::{Registry, Skipped, Step, StepConfig, StepContext, StepKind, StepOutput};
 use nightjar::store::{RunState, Store, TaskState};
 
 // ---- the probe step ----
@@ -46,6 +46,9 @@ struct Probe {
     /// Tasks whose attempt was dropped before it finished (one entry per
     /// dropped attempt).
     dropped: Vec<String>,
+    /// Tasks whose attempt's cancellation token fired (one entry per
+    /// attempt; it fires when the attempt ends, however it ends).
+    cancelled: Vec<String>,
 }
 
 static PROBES: LazyLock<Mutex<HashMap<String, Probe>>> = LazyLock::new(Default::default);
@@ -80,6 +83,9 @@ struct ProbeConfig {
     /// Panic instead of failing (a bug in a step).
     #[serde(default)]
     panic: bool,
+    /// Report nothing to do for the date (`Skipped`).
+    #[serde(default)]
+    skip: bool,
     /// How long to sleep, parsed at build time (so a bad rendered value is
     /// a config error).
     sleep: Option<String>,
@@ -98,6 +104,7 @@ impl StepConfig for ProbeConfig {
             fail_first: self.fail_first,
             fail_always: self.fail_always,
             panic: self.panic,
+            skip: self.skip,
             sleep,
         }))
     }
@@ -113,6 +120,7 @@ struct ProbeStep {
     fail_first: usize,
     fail_always: bool,
     panic: bool,
+    skip: bool,
     sleep: Option<Duration>,
 }
 
@@ -150,6 +158,14 @@ impl Step for ProbeStep {
             p.max_running = p.max_running.max(p.running);
             p.calls.iter().filter(|c| c.task == cx.task).count()
         };
+        // What a step doing blocking work would watch.
+        tokio::spawn({
+            let (token, dag, task) = (cx.cancel.clone(), cx.dag.clone(), cx.task.clone());
+            async move {
+                token.cancelled().await;
+                probes().entry(dag).or_default().cancelled.push(task);
+            }
+        });
         let mut guard = Running {
             dag: cx.dag.clone(),
             task: cx.task.clone(),
@@ -162,6 +178,9 @@ impl Step for ProbeStep {
         drop(guard);
         if self.panic {
             panic!("probe panics");
+        }
+        if self.skip {
+            return Err(Skipped("no input for this date".into()).into());
         }
         if self.fail_always || nth <= self.fail_first {
             bail!("probe failure {nth}");
@@ -417,6 +436,11 @@ timeout = "5s"
         "each timed-out attempt's future was dropped"
     );
     assert_eq!(probe(f.name(), |p| p.running), 0);
+    // Each dropped attempt's cancellation token fired too (for work a step
+    // runs on a blocking thread, which dropping cannot stop).
+    tokio::task::yield_now().await;
+    let cancelled = probe(f.name(), |p| p.cancelled.clone());
+    assert_eq!(cancelled.iter().filter(|t| *t == "stuck").count(), 2, "{cancelled:?}");
     let attempts = f.engine.store.attempts(&r.run_id, "stuck").unwrap();
     assert_eq!(attempts.len(), 2);
     for a in &attempts {
@@ -461,7 +485,7 @@ async fn a_shell_timeout_kills_the_command_and_its_children() {
 id = "hang"
 kind = "shell"
 command = "echo $$ > sh.pid; sleep 30 & echo $! > child.pid; wait"
-timeout = "1s"
+timeout = "2s"
 "#,
     );
     let started = std::time::Instant::now();
@@ -471,7 +495,7 @@ timeout = "1s"
         "the run waited for the command"
     );
     assert_eq!(r.state, RunState::Failed);
-    assert_eq!(r.tasks[0].error.as_deref(), Some("timed out after 1s"));
+    assert_eq!(r.tasks[0].error.as_deref(), Some("timed out after 2s"));
     let attempts = f.engine.store.attempts(&r.run_id, "hang").unwrap();
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].state, TaskState::Failed);
@@ -860,6 +884,49 @@ sleep = "1s"
     assert!(error.contains("panicked") && error.contains("probe panics"), "{error}");
     assert_eq!(f.task_state(&r.run_id, "after"), Some((TaskState::UpstreamFailed, 0)));
     assert_eq!(f.task_state(&r.run_id, "other"), Some((TaskState::Success, 1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_skipped_task_skips_its_downstream_and_the_run_succeeds() {
+    let f = fixture(
+        "skipped",
+        r#"
+[[task]]
+id = "a"
+kind = "test.probe"
+skip = true
+retries = 2
+
+[[task]]
+id = "b"
+kind = "test.probe"
+needs = ["a"]
+
+[[task]]
+id = "c"
+kind = "test.probe"
+needs = ["b"]
+
+[[task]]
+id = "d"
+kind = "test.probe"
+"#,
+    );
+    let r = f.run(req()).await;
+    assert_eq!(r.state, RunState::Success);
+    assert_eq!(count(f.name(), "a"), 1, "nothing to do is not worth a retry");
+    assert_eq!(f.attempt_states(&r.run_id, "a"), [(1, TaskState::Skipped)]);
+    for t in ["b", "c"] {
+        assert_eq!(f.task_state(&r.run_id, t), Some((TaskState::Skipped, 0)), "{t}");
+        assert_eq!(count(f.name(), t), 0, "{t}");
+    }
+    assert_eq!(f.task_state(&r.run_id, "d"), Some((TaskState::Success, 1)));
+    let tasks = f.engine.store.tasks(&r.run_id).unwrap();
+    let error = |t: &str| tasks.iter().find(|x| x.task_id == t).unwrap().error.clone();
+    assert_eq!(error("b").as_deref(), Some("upstream task `a` was skipped"));
+    assert_eq!(error("c").as_deref(), Some("upstream task `b` was skipped"));
+    // Skipped is done for the date.
+    assert!(f.run(req()).await.already_succeeded);
 }
 
 // ---- config errors at run time ----
