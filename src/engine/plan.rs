@@ -108,6 +108,7 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
         previous => {
             let params = serde_json::json!({ "vars": req.vars, "selection": format!("{:?}", req.selection) });
             let run = engine.store.create_run(&NewRun {
+                after_seq: previous.as_ref().map_or(0, |r| r.seq),
                 dag: &dag.name,
                 logical_date: &logical_date,
                 trigger: req.trigger,

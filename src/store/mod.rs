@@ -36,6 +36,10 @@ pub struct NewRun<'a> {
     pub interval_start: &'a str,
     pub interval_end: &'a str,
     pub params: serde_json::Value,
+    /// The sequence number of the latest run of this date the caller saw
+    /// (0: none). Creating fails if another process created one since, so
+    /// that two processes never both start the same date.
+    pub after_seq: u32,
 }
 
 /// The time now, as stored: RFC 3339, UTC, milliseconds.
@@ -96,13 +100,18 @@ impl Store {
     /// Records a new run (state `queued`); forced re-runs of a date get the
     /// next sequence number and an id ending in `.N`.
     pub fn create_run(&self, new: &NewRun<'_>) -> Result<RunRecord> {
-        let run_id = self.with(|c| {
-            let tx = c.transaction()?;
+        let created = self.with(|c| {
+            // IMMEDIATE: two processes creating a run of the same date
+            // serialize here, and the second sees the first's run.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let seq: u32 = tx.query_row(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM runs WHERE dag = ?1 AND logical_date = ?2",
                 params![new.dag, new.logical_date],
                 |r| r.get(0),
             )?;
+            if seq != new.after_seq + 1 {
+                return Ok(Err(seq - 1));
+            }
             let run_id = if seq == 1 {
                 format!("{}@{}", new.dag, new.logical_date)
             } else {
@@ -125,8 +134,16 @@ impl Store {
                 ],
             )?;
             tx.commit()?;
-            Ok(run_id)
+            Ok(Ok(run_id))
         })?;
+        let run_id = match created {
+            Ok(id) => id,
+            Err(latest) => bail!(
+                "another process started a run of {} {} at the same moment (run {latest} of that date); run again to resume it once it stops",
+                new.dag,
+                new.logical_date
+            ),
+        };
         self.run(&run_id)?.context("run vanished after insert")
     }
 
@@ -449,6 +466,7 @@ mod tests {
             interval_start: "2010-12-01T00:00:00+00:00",
             interval_end: "2010-12-02T00:00:00+00:00",
             params: serde_json::json!({}),
+            after_seq: 0,
         }
     }
 
@@ -456,7 +474,15 @@ mod tests {
     fn runs_get_sequenced_ids() {
         let s = Store::in_memory().unwrap();
         let a = s.create_run(&new_run("d", "2010-12-01")).unwrap();
-        let b = s.create_run(&new_run("d", "2010-12-01")).unwrap();
+        // A second creator that has not seen run 1 is refused.
+        let err = s.create_run(&new_run("d", "2010-12-01")).unwrap_err();
+        assert!(err.to_string().contains("at the same moment"), "{err}");
+        let b = s
+            .create_run(&NewRun {
+                after_seq: 1,
+                ..new_run("d", "2010-12-01")
+            })
+            .unwrap();
         assert_eq!(a.run_id, "d@2010-12-01");
         assert_eq!(b.run_id, "d@2010-12-01.2");
         assert_eq!(s.latest_run("d", "2010-12-01").unwrap().unwrap().seq, 2);
