@@ -93,6 +93,19 @@ impl Step for Shell {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // If nightjar itself dies (kill -9), the kernel kills the command
+        // too, so a resumed run does not overlap a leftover of the old one.
+        // (`sh -c` execs a single command, which keeps the setting; further
+        // children of a compound command do not get it.) The kernel ties it
+        // to the spawning thread: this runs on a tokio worker thread, which
+        // lives as long as the runtime, never on a short-lived blocking one.
+        // SAFETY: prctl is async-signal-safe and touches only this child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start /bin/sh in {}", workdir.display()))?;
