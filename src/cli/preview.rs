@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::{Cli, locate};
 use crate::data::artifact::open;
-use crate::engine::{Engine, RunRequest, Selection, parse_logical_time};
+use crate::engine::{Engine, RunRequest, Selection};
 use crate::graph::DagGraph;
 use crate::store::{RunState, TaskState};
 
@@ -48,14 +48,7 @@ pub fn preview(cli: &Cli, args: &PreviewArgs) -> Result<ExitCode> {
             crate::spec::diagnostic::unknown_name_hint(&args.task, &ids)
         );
     }
-    let logical_time = match &args.date {
-        Some(d) => parse_logical_time(d)?,
-        None => chrono::Utc::now()
-            .with_timezone(&dag.tz)
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .unwrap(),
-    };
+    let logical_time = super::run::logical_time(args.date.as_deref(), &dag)?;
     let store = locate::store(&project)?;
     let engine = Engine::new(project, store.clone());
     let upstream: Vec<String> = DagGraph::new(dag.tasks.iter().map(|t| (t.id.as_str(), t.needs.as_slice())))

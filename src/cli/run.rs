@@ -44,14 +44,7 @@ pub struct RunArgs {
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     let (project, dag) = locate::load_dag(cli, &args.dag)?;
-    let logical_time = match &args.date {
-        Some(d) => parse_logical_time(d)?,
-        None => chrono::Utc::now()
-            .with_timezone(&dag.tz)
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .unwrap(),
-    };
+    let logical_time = logical_time(args.date.as_deref(), &dag)?;
     let vars = parse_vars(&args.vars)?;
     let selection = if !args.tasks.is_empty() {
         Selection::Only(args.tasks.clone())
@@ -101,6 +94,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         RunState::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// `--date`, or today in the DAG's time zone.
+pub fn logical_time(date: Option<&str>, dag: &crate::spec::Dag) -> Result<chrono::NaiveDateTime> {
+    match date {
+        Some(d) => parse_logical_time(d),
+        None => Ok(chrono::Utc::now()
+            .with_timezone(&dag.tz)
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()),
+    }
 }
 
 /// `--var K=V` flags as a map.

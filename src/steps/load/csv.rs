@@ -27,7 +27,7 @@ use flate2::write::GzEncoder;
 use serde::Deserialize;
 
 use super::{AtomicFile, blocking_load, check_file_target, for_each_batch, open_input, target_path, text_column};
-use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
+use crate::steps::{ConfigProblem, Step, StepConfig, StepContext, StepKind, StepOutput};
 
 pub const KIND: StepKind = StepKind::of::<CsvLoad>(
     "load.csv",
@@ -137,16 +137,7 @@ impl CsvLoad {
             .map_err(|e| e.into_error())
             .with_context(|| format!("writing {}", path.display()))?;
         target.commit(sink.finish()?)?;
-        let mut metrics = Metrics {
-            rows_in: rows,
-            rows_out: rows,
-            ..Default::default()
-        };
-        metrics.extra.insert("path".into(), path.display().to_string().into());
-        Ok(StepOutput {
-            datasets: Vec::new(),
-            metrics,
-        })
+        Ok(super::file_written(rows, &path))
     }
 }
 

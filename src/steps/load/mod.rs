@@ -201,6 +201,20 @@ impl Drop for AtomicFile {
 
 /// The file a file load writes: `file` (default `<task>.<ext>`) inside the
 /// folder `path`, relative to the project folder.
+/// The output of a file load: no dataset, the rows written, and where.
+fn file_written(rows: u64, path: &std::path::Path) -> crate::steps::StepOutput {
+    let mut metrics = crate::steps::Metrics {
+        rows_in: rows,
+        rows_out: rows,
+        ..Default::default()
+    };
+    metrics.extra.insert("path".into(), path.display().to_string().into());
+    crate::steps::StepOutput {
+        datasets: Vec::new(),
+        metrics,
+    }
+}
+
 fn target_path(cx: &StepContext, folder: &str, file: Option<&str>, ext: &str) -> PathBuf {
     let name = file.map_or_else(|| format!("{}.{ext}", cx.task), str::to_string);
     cx.resolve(folder).join(name)

@@ -22,7 +22,7 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 
 use super::{AtomicFile, blocking_load, check_file_target, for_each_batch, open_input, target_path};
-use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
+use crate::steps::{ConfigProblem, Step, StepConfig, StepContext, StepKind, StepOutput};
 
 pub const KIND: StepKind = StepKind::of::<ParquetLoad>(
     "load.parquet",
@@ -74,16 +74,7 @@ impl Step for ParquetLoad {
                 Ok(writer.write(b)?)
             })?;
             target.commit(writer.into_inner()?)?;
-            let mut metrics = Metrics {
-                rows_in: rows,
-                rows_out: rows,
-                ..Default::default()
-            };
-            metrics.extra.insert("path".into(), path.display().to_string().into());
-            Ok(StepOutput {
-                datasets: Vec::new(),
-                metrics,
-            })
+            Ok(super::file_written(rows, &path))
         })
         .await
     }
