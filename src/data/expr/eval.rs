@@ -6,12 +6,13 @@
 //! column of zeros.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Datum, Float64Array, Int64Array, UInt32Array, new_null_array,
 };
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::kernels::cmp::{eq, gt, gt_eq, lt, lt_eq, neq};
 use arrow::compute::kernels::comparison::{ilike, like, nilike, nlike};
 use arrow::compute::kernels::concat_elements::concat_elements_utf8;
@@ -329,11 +330,15 @@ pub(crate) fn choose(cond: Value, then: &Value, otherwise: &Value, n: usize) -> 
     Ok(Value::wrap(zip(mask, then, otherwise)?, scalar))
 }
 
-/// `x in (...)` with many literal values: one hash lookup per row instead
-/// of one comparison pass per value. `None` when the fast path does not
-/// apply (short list, non-literal or null items, other types).
+/// A list this long or longer, of non-null literals, is matched in one pass
+/// over the column (a hash or length look-up per row) instead of one
+/// comparison kernel pass per value.
+const IN_SET_MIN: usize = 4;
+
+/// `x in (...)` with many literal values. `None` when the fast path does
+/// not apply (short list, non-literal or null items, other types).
 fn in_set(e: &Value, list: &[Typed]) -> Option<Value> {
-    if e.is_scalar() || list.len() < 4 {
+    if e.is_scalar() || list.len() < IN_SET_MIN {
         return None;
     }
     let mut lits = Vec::with_capacity(list.len());
@@ -344,25 +349,114 @@ fn in_set(e: &Value, list: &[Typed]) -> Option<Value> {
         }
     }
     let a = e.array();
-    let nulls = a.logical_nulls();
-    let values: BooleanArray = match a.data_type() {
+    let found: Vec<bool> = match a.data_type() {
         DataType::Utf8 => {
-            let set: HashSet<&str> = lits.iter().map(|l| l.as_string::<i32>().value(0)).collect();
+            // Literals bucketed by byte length: most rows are rejected by
+            // one look-up, the rest compare against a few candidates (or
+            // probe a hash set when a length has many).
+            let keys: Vec<&[u8]> = lits.iter().map(|l| l.as_string::<i32>().value(0).as_bytes()).collect();
+            let max_len = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+            let mut by_len: Vec<Vec<&[u8]>> = vec![Vec::new(); max_len + 1];
+            for k in keys {
+                if !by_len[k.len()].contains(&k) {
+                    by_len[k.len()].push(k);
+                }
+            }
+            let buckets: Vec<Bucket> = by_len
+                .into_iter()
+                .map(|keys| {
+                    if keys.len() > 16 {
+                        Bucket::Hashed(keys.into_iter().collect())
+                    } else {
+                        Bucket::Few(keys)
+                    }
+                })
+                .collect();
             let s = a.as_string::<i32>();
-            (0..s.len()).map(|i| Some(set.contains(s.value(i)))).collect()
+            let data = s.value_data();
+            s.value_offsets()
+                .windows(2)
+                .map(|w| {
+                    let v = &data[w[0] as usize..w[1] as usize];
+                    match buckets.get(v.len()) {
+                        None => false,
+                        Some(Bucket::Few(keys)) => keys.contains(&v),
+                        Some(Bucket::Hashed(set)) => set.contains(v),
+                    }
+                })
+                .collect()
         }
         DataType::Int64 => {
-            let set: HashSet<i64> = lits.iter().map(|l| l.as_primitive::<Int64Type>().value(0)).collect();
+            let set: FxSet<i64> = lits.iter().map(|l| l.as_primitive::<Int64Type>().value(0)).collect();
             let s = a.as_primitive::<Int64Type>();
-            s.values().iter().map(|v| Some(set.contains(v))).collect()
+            s.values().iter().map(|v| set.contains(v)).collect()
         }
         _ => return None,
     };
-    let out = BooleanArray::new(
-        values.values().clone(),
-        nulls.filter(|n: &NullBuffer| n.null_count() > 0),
-    );
+    let nulls = a.logical_nulls().filter(|n: &NullBuffer| n.null_count() > 0);
+    let out = BooleanArray::new(BooleanBuffer::from(found), nulls);
     Some(Value::Array(Arc::new(out)))
+}
+
+type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
+/// The `in` literals of one byte length.
+enum Bucket<'a> {
+    Few(Vec<&'a [u8]>),
+    Hashed(FxSet<&'a [u8]>),
+}
+
+/// A fast non-cryptographic hasher (the Firefox/rustc "Fx" hash) for the
+/// `in` sets; the keys are the expression's own literals, so no untrusted
+/// input can choose collisions.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Why evaluation stopped: an Arrow kernel failed (reported against the
@@ -542,15 +636,24 @@ mod tests {
             vec![Some(false), Some(true), None, Some(false)]
         );
         assert_eq!(
-            b("s in ('apple', 'cherry', 'x', 'y', 'z')"),
+            b("s in ('apple', 'cherry', 'x', 'y', 'z', 'a somewhat longer string', '', 'q')"),
             vec![Some(true), Some(false), None, Some(true)]
         );
         assert_eq!(
-            b("s in ('apple', 'cherry', 'x', 'y', null)"),
+            b("s in ('apple', 'cherry', 'x', 'y', 'z', 'v', 'w', null)"),
             vec![Some(true), None, None, Some(true)]
         );
+        let many: Vec<String> = (0..40).map(|k| format!("'z{k:04}'")).collect();
         assert_eq!(
-            b("f in (1.5, 0, 3, 4, 5)"),
+            b(&format!("s in ({}, 'apple')", many.join(", "))),
+            vec![Some(true), Some(false), None, Some(false)]
+        );
+        assert_eq!(
+            b("s in ('apple', 'apple', 'Banana', 'x')"),
+            vec![Some(true), Some(true), None, Some(false)]
+        );
+        assert_eq!(
+            b("f in (1.5, 0, 3, 4, 5, 6, 7, 8)"),
             vec![Some(true), Some(false), None, Some(true)]
         );
     }
@@ -674,7 +777,7 @@ mod tests {
         );
         assert_eq!(ints(&eval("length(s)", &b)), vec![Some(6), None, Some(6)]);
         assert_eq!(
-            bools(&eval("s in ('Banana', 'x', 'y', 'z')", &b)),
+            bools(&eval("s in ('Banana', 'x', 'y', 'z', 'v', 'w', 't', 'u')", &b)),
             vec![Some(true), None, Some(false)]
         );
     }

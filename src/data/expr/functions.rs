@@ -4,11 +4,12 @@
 //! the string and rounding functions are tight typed loops over the
 //! arrays' buffers.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, PrimitiveArray, StringArray, StringBuilder};
-use arrow::buffer::{Buffer, OffsetBuffer};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Decimal128Array, Int64Array, PrimitiveArray, StringArray, new_null_array,
+};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::kernels::temporal::{DatePart, date_part};
 use arrow::compute::{cast, is_not_null, nullif};
@@ -413,9 +414,9 @@ pub(crate) fn eval(f: &Func, args: &[Value], ty: &DataType, n: usize) -> Result<
     match f {
         Func::Upper => x.map(|a| Ok(Arc::new(change_case(a.as_string::<i32>(), true)?))),
         Func::Lower => x.map(|a| Ok(Arc::new(change_case(a.as_string::<i32>(), false)?))),
-        Func::Trim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim)))),
-        Func::Ltrim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim_start)))),
-        Func::Rtrim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim_end)))),
+        Func::Trim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim)?))),
+        Func::Ltrim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim_start)?))),
+        Func::Rtrim => x.map(|a| Ok(Arc::new(map_str(a.as_string::<i32>(), str::trim_end)?))),
         Func::Length => x.map(|a| Ok(Arc::new(char_length(a.as_string::<i32>())))),
         Func::Concat => concat(args, n),
         Func::Coalesce => coalesce(args, n),
@@ -440,17 +441,90 @@ pub(crate) fn eval(f: &Func, args: &[Value], ty: &DataType, n: usize) -> Result<
     }
 }
 
-/// Applies `f` to every non-null string.
-fn map_str<'a, R: AsRef<str>>(a: &'a StringArray, mut f: impl FnMut(&'a str) -> R) -> StringArray {
-    let mut b = StringBuilder::with_capacity(a.len(), a.value_data().len());
-    for i in 0..a.len() {
-        if a.is_null(i) {
-            b.append_null();
-        } else {
-            b.append_value(f(a.value(i)));
+/// A string column built straight into its buffers (the rows' nulls are
+/// supplied at the end, so a null row is just an empty slot).
+struct StrOut {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+}
+
+impl StrOut {
+    fn with_capacity(rows: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        StrOut {
+            values: Vec::with_capacity(bytes),
+            offsets,
         }
     }
-    b.finish()
+
+    /// Appends `s` as the next row.
+    #[inline]
+    fn push(&mut self, s: &str) {
+        self.values.extend_from_slice(s.as_bytes());
+        self.end_row();
+    }
+
+    /// Appends `s` to the current row without ending it.
+    #[inline]
+    fn extend(&mut self, s: &str) {
+        self.values.extend_from_slice(s.as_bytes());
+    }
+
+    /// Ends the current row (an empty one if nothing was added).
+    #[inline]
+    fn end_row(&mut self) {
+        // Wraps past 2 GiB; `finish` then reports the overflow.
+        self.offsets.push(self.values.len() as i32);
+    }
+
+    fn finish(self, nulls: Option<NullBuffer>) -> Result<StringArray, ArrowError> {
+        if i32::try_from(self.values.len()).is_err() {
+            return Err(ArrowError::ComputeError(
+                "a string result exceeds 2 GiB in one batch; use smaller batches".into(),
+            ));
+        }
+        StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(self.offsets)),
+            Buffer::from_vec(self.values),
+            nulls,
+        )
+    }
+}
+
+/// Applies `f` to every non-null string.
+fn map_str<'a, R: AsRef<str>>(a: &'a StringArray, mut f: impl FnMut(&'a str) -> R) -> Result<StringArray, ArrowError> {
+    let mut out = StrOut::with_capacity(a.len(), value_bytes(a).0.len());
+    match a.nulls().filter(|n| n.null_count() > 0) {
+        None => {
+            for i in 0..a.len() {
+                out.push(f(a.value(i)).as_ref());
+            }
+        }
+        Some(nulls) => {
+            for i in 0..a.len() {
+                if nulls.is_valid(i) {
+                    out.push(f(a.value(i)).as_ref());
+                } else {
+                    out.end_row();
+                }
+            }
+        }
+    }
+    out.finish(a.nulls().cloned())
+}
+
+/// Whether some scalar argument is null (so every row's result is).
+fn null_scalar(args: &[Value]) -> bool {
+    args.iter().any(|v| v.is_scalar() && v.array().is_null(0))
+}
+
+/// Rows where any column argument is null.
+fn union_nulls(args: &[Value]) -> Option<NullBuffer> {
+    args.iter()
+        .filter(|v| !v.is_scalar())
+        .fold(None, |acc, v| NullBuffer::union(acc.as_ref(), v.array().nulls()))
+        .filter(|n| n.null_count() > 0)
 }
 
 /// The bytes the array's values span (a slice may not start at 0).
@@ -482,11 +556,11 @@ fn change_case(a: &StringArray, upper: bool) -> Result<StringArray, ArrowError> 
         };
         return StringArray::try_new(rebased_offsets(a, first), Buffer::from_vec(mapped), a.nulls().cloned());
     }
-    Ok(if upper {
+    if upper {
         map_str(a, str::to_uppercase)
     } else {
         map_str(a, str::to_lowercase)
-    })
+    }
 }
 
 /// Length in characters (not bytes).
@@ -519,22 +593,21 @@ fn concat(args: &[Value], n: usize) -> Result<Value, ArrowError> {
         .iter()
         .zip(&parts)
         .map(|(v, a)| {
-            let b = a.value_data().len();
+            let b = value_bytes(a).0.len();
             if v.is_scalar() { b * rows } else { b }
         })
         .sum();
-    let mut b = StringBuilder::with_capacity(rows, bytes);
+    let mut out = StrOut::with_capacity(rows, bytes);
     for i in 0..rows {
         for (v, a) in args.iter().zip(&parts) {
             let j = row(v, i);
             if a.is_valid(j) {
-                b.write_str(a.value(j))
-                    .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+                out.extend(a.value(j));
             }
         }
-        b.append_value("");
+        out.end_row();
     }
-    Ok(Value::wrap(Arc::new(b.finish()), scalar))
+    Ok(Value::wrap(Arc::new(out.finish(None)?), scalar))
 }
 
 /// coalesce(...): the first non-null argument, row by row.
@@ -579,51 +652,47 @@ fn substr_one(s: &str, start: i64, len: Option<i64>) -> &str {
 
 fn substr(args: &[Value], n: usize) -> Result<Value, ArrowError> {
     let (rows, scalar) = out_rows(args, n);
+    if null_scalar(args) {
+        return Ok(Value::wrap(new_null_array(&DataType::Utf8, rows), scalar));
+    }
+    let nulls = union_nulls(args);
     let s = args[0].array().as_string::<i32>();
     let start = args[1].array().as_primitive::<Int64Type>();
     let len = args.get(2).map(|v| (v, v.array().as_primitive::<Int64Type>()));
-    let mut b = StringBuilder::with_capacity(rows, s.value_data().len());
+    let mut out = StrOut::with_capacity(rows, value_bytes(s).0.len());
     for i in 0..rows {
-        let (si, ti) = (row(&args[0], i), row(&args[1], i));
-        if s.is_null(si) || start.is_null(ti) {
-            b.append_null();
+        if nulls.as_ref().is_some_and(|nb| nb.is_null(i)) {
+            out.end_row();
             continue;
         }
-        let l = match &len {
-            None => None,
-            Some((v, l)) => {
-                let li = row(v, i);
-                if l.is_null(li) {
-                    b.append_null();
-                    continue;
-                }
-                Some(l.value(li))
-            }
-        };
-        b.append_value(substr_one(s.value(si), start.value(ti), l));
+        let l = len.map(|(v, l)| l.value(row(v, i)));
+        out.push(substr_one(s.value(row(&args[0], i)), start.value(row(&args[1], i)), l));
     }
-    Ok(Value::wrap(Arc::new(b.finish()), scalar))
+    Ok(Value::wrap(Arc::new(out.finish(nulls)?), scalar))
 }
 
 /// replace(s, from, to): every occurrence; an empty `from` changes nothing.
 fn replace(args: &[Value], n: usize) -> Result<Value, ArrowError> {
     let (rows, scalar) = out_rows(args, n);
+    if null_scalar(args) {
+        return Ok(Value::wrap(new_null_array(&DataType::Utf8, rows), scalar));
+    }
+    let nulls = union_nulls(args);
     let [s, from, to] = [0, 1, 2].map(|k| args[k].array().as_string::<i32>());
-    let mut b = StringBuilder::with_capacity(rows, s.value_data().len());
+    let mut out = StrOut::with_capacity(rows, value_bytes(s).0.len());
     for i in 0..rows {
-        let (si, fi, ti) = (row(&args[0], i), row(&args[1], i), row(&args[2], i));
-        if s.is_null(si) || from.is_null(fi) || to.is_null(ti) {
-            b.append_null();
+        if nulls.as_ref().is_some_and(|nb| nb.is_null(i)) {
+            out.end_row();
             continue;
         }
-        let (v, f) = (s.value(si), from.value(fi));
+        let (v, f) = (s.value(row(&args[0], i)), from.value(row(&args[1], i)));
         if f.is_empty() || !v.contains(f) {
-            b.append_value(v);
+            out.push(v);
         } else {
-            b.append_value(v.replace(f, to.value(ti)));
+            out.push(&v.replace(f, to.value(row(&args[2], i))));
         }
     }
-    Ok(Value::wrap(Arc::new(b.finish()), scalar))
+    Ok(Value::wrap(Arc::new(out.finish(nulls)?), scalar))
 }
 
 fn overflow(what: &str) -> ArrowError {

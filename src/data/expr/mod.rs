@@ -57,7 +57,7 @@
 //! # Functions
 //!
 //! Function names are case-insensitive. Every function returns null for a
-//! null argument, except `concat`, `coalesce` and `if`.
+//! null argument, except `concat`, `coalesce`, `nullif` and `if`.
 //!
 //! | function | result |
 //! | --- | --- |
@@ -148,9 +148,19 @@
 //! message quoting the offending part, and usually a hint:
 //!
 //! ```text
-//! at character 11: unknown column `Quantiy` (hint: did you mean `Quantity`?)
-//! at character 9: cannot compare int64 with string: `Quantity > 'abc'` (hint: ...)
+//! UnitPrice * Quantiy
+//!   at character 12: unknown column `Quantiy` (hint: did you mean `Quantity`?)
+//! Quantity > 'abc'
+//!   at character 9: cannot compare int64 with string: `Quantity > 'abc'`
+//!   (hint: 'abc' is a string; compare int64 with a number)
+//! date_trunc('mnth', InvoiceDate)
+//!   at character 11: unknown date_trunc unit 'mnth' (hint: did you mean 'month'?)
 //! ```
+//!
+//! Syntax errors are found by [`Expr::parse`]; unknown columns and type
+//! errors by [`Expr::data_type`] (which is what `validate` should call with
+//! the input schema); [`Expr::eval`] reports them too, and adds the only
+//! run-time error, integer overflow.
 //!
 //! [`ExprError::caret`] draws the source with a marker under the position.
 
@@ -503,6 +513,31 @@ mod tests {
             "at character 9: cannot compare int64 with string: `Quantity > 'abc'` \
              (hint: 'abc' is a string; compare int64 with a number)"
         );
+    }
+
+    #[test]
+    fn odd_names_and_literals() {
+        let b = batch(vec![
+            ("Größe", int(vec![Some(1), Some(5)])),
+            ("date", date(vec![Some("2010-12-01"), None])),
+            ("ts", ts(vec![Some("2010-12-01 08:26:00"), Some("2010-12-02 00:00:00")])),
+        ]);
+        assert_eq!(mask("Größe > 2", &b), [false, true]);
+        assert_eq!(mask("date = date '2010-12-01'", &b), [true, false]);
+        assert_eq!(mask("date(ts) = date", &b), [true, false]);
+        assert_eq!(mask("ts in ('2010-12-01 08:26:00', '2010-12-02')", &b), [true, true]);
+        assert_eq!(
+            mask("ts between date '2010-12-01' and '2010-12-01 23:59'", &b),
+            [true, false]
+        );
+        assert_eq!(mask("year(date) = 2010 or date is null", &b), [true, true]);
+    }
+
+    #[test]
+    fn expressions_are_shareable() {
+        fn send_sync<T: Send + Sync + Clone>() {}
+        send_sync::<Expr>();
+        send_sync::<ExprError>();
     }
 
     #[test]

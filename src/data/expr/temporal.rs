@@ -2,6 +2,7 @@
 //! `date_trunc`, as tight integer loops (there is no Arrow kernel for
 //! truncation).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use arrow::array::timezone::Tz;
@@ -142,22 +143,23 @@ pub(crate) fn trunc_micros(us: i64, unit: TruncUnit) -> i64 {
 /// result has the input's type. With a time zone the truncation happens on
 /// the local wall clock (midnight in Europe/London, not in UTC).
 pub(crate) fn date_trunc(array: &dyn Array, unit: TruncUnit) -> Result<ArrayRef, ArrowError> {
+    let t = Truncator::new(unit);
     match array.data_type() {
         DataType::Date32 => {
             let a = array.as_primitive::<Date32Type>();
-            let out = a.unary_opt::<_, Date32Type>(|d| i32::try_from(trunc_days(d as i64, unit)).ok());
+            let out = a.unary_opt::<_, Date32Type>(|d| i32::try_from(t.days(d as i64)).ok());
             Ok(Arc::new(out))
         }
         DataType::Timestamp(TimeUnit::Microsecond, None) => {
             let a = array.as_primitive::<TimestampMicrosecondType>();
-            let out = a.unary::<_, TimestampMicrosecondType>(|us| trunc_micros(us, unit));
+            let out = a.unary::<_, TimestampMicrosecondType>(|us| t.micros(us));
             Ok(Arc::new(out))
         }
         DataType::Timestamp(TimeUnit::Microsecond, Some(tz_name)) => {
-            let tz: Tz = tz_name.parse()?;
+            let zone = Zone::new(tz_name.parse()?);
             let a = array.as_primitive::<TimestampMicrosecondType>();
             let out = a
-                .unary_opt::<_, TimestampMicrosecondType>(|us| trunc_in_zone(us, unit, &tz))
+                .unary_opt::<_, TimestampMicrosecondType>(|us| zone.truncate(us, &t))
                 .with_timezone(tz_name.clone());
             Ok(Arc::new(out))
         }
@@ -167,17 +169,127 @@ pub(crate) fn date_trunc(array: &dyn Array, unit: TruncUnit) -> Result<ArrayRef,
     }
 }
 
-fn trunc_in_zone(us: i64, unit: TruncUnit, tz: &Tz) -> Option<i64> {
-    let utc = DateTime::from_timestamp_micros(us)?.naive_utc();
-    let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64 * US_PER_SECOND;
-    let local = trunc_micros(us + offset, unit);
-    let naive = DateTime::from_timestamp_micros(local)?.naive_utc();
-    Some(match tz.from_local_datetime(&naive) {
-        LocalResult::Single(t) => t.timestamp_micros(),
-        LocalResult::Ambiguous(earliest, _) => earliest.timestamp_micros(),
-        // The truncated reading falls in a DST gap: keep the original offset.
-        LocalResult::None => local - offset,
-    })
+/// Truncation with a one-entry cache of the last calendar computation:
+/// rows of a batch tend to share a day, so the civil conversion runs once
+/// per distinct day rather than once per row.
+struct Truncator {
+    unit: TruncUnit,
+    last: Cell<(i64, i64)>,
+}
+
+impl Truncator {
+    fn new(unit: TruncUnit) -> Self {
+        Truncator {
+            unit,
+            last: Cell::new((i64::MIN, 0)),
+        }
+    }
+
+    #[inline]
+    fn days(&self, days: i64) -> i64 {
+        match self.unit {
+            TruncUnit::Year | TruncUnit::Quarter | TruncUnit::Month => {
+                let (d, t) = self.last.get();
+                if d == days {
+                    return t;
+                }
+                let t = trunc_days(days, self.unit);
+                self.last.set((days, t));
+                t
+            }
+            _ => trunc_days(days, self.unit),
+        }
+    }
+
+    #[inline]
+    fn micros(&self, us: i64) -> i64 {
+        if self.unit.is_time_of_day() {
+            trunc_micros(us, self.unit)
+        } else {
+            self.days(us.div_euclid(US_PER_DAY)) * US_PER_DAY
+        }
+    }
+}
+
+/// A time zone with caches for the two offset look-ups truncation needs.
+struct Zone {
+    tz: Tz,
+    /// UTC day -> its offset, or `None` on a day with a transition.
+    day_offset: Cell<(i64, Option<i64>)>,
+    /// Last (truncated local reading, offset) -> its UTC instant.
+    last_local: Cell<(i64, i64, i64)>,
+}
+
+impl Zone {
+    fn new(tz: Tz) -> Self {
+        Zone {
+            tz,
+            day_offset: Cell::new((i64::MIN, None)),
+            last_local: Cell::new((i64::MIN, 0, 0)),
+        }
+    }
+
+    fn lookup(&self, us: i64) -> Option<i64> {
+        let utc = DateTime::from_timestamp_micros(us)?.naive_utc();
+        Some(self.tz.offset_from_utc_datetime(&utc).fix().local_minus_utc() as i64 * US_PER_SECOND)
+    }
+
+    /// The zone's offset from UTC at instant `us`, in microseconds. A day
+    /// whose first and last instants share an offset has no transition
+    /// (zones never change twice and back within one day), so its offset is
+    /// cached for the whole day.
+    fn offset(&self, us: i64) -> Option<i64> {
+        let day = us.div_euclid(US_PER_DAY);
+        let (d, cached) = self.day_offset.get();
+        if d == day {
+            return match cached {
+                Some(o) => Some(o),
+                None => self.lookup(us),
+            };
+        }
+        let start = day.checked_mul(US_PER_DAY)?;
+        let first = self.lookup(start)?;
+        let last = self.lookup(start + US_PER_DAY - 1)?;
+        let whole_day = (first == last).then_some(first);
+        self.day_offset.set((day, whole_day));
+        match whole_day {
+            Some(o) => Some(o),
+            None => self.lookup(us),
+        }
+    }
+
+    fn truncate(&self, us: i64, t: &Truncator) -> Option<i64> {
+        let offset = self.offset(us)?;
+        let local = t.micros(us.checked_add(offset)?);
+        let (l, o, cached) = self.last_local.get();
+        if l == local && o == offset {
+            return Some(cached);
+        }
+        let naive = DateTime::from_timestamp_micros(local)?.naive_utc();
+        let utc = match self.tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.timestamp_micros(),
+            // A reading that occurs twice (the hour DST ends): prefer the
+            // one on the original instant's side of the change.
+            LocalResult::Ambiguous(earliest, latest) => {
+                if latest.offset().fix().local_minus_utc() as i64 * US_PER_SECOND == offset {
+                    latest.timestamp_micros()
+                } else {
+                    earliest.timestamp_micros()
+                }
+            }
+            // The truncated reading falls in a DST gap (midnight skipped):
+            // the period starts at the first reading that exists, which is
+            // the transition itself (gaps end on a quarter hour).
+            LocalResult::None => (1..=16)
+                .find_map(|k| {
+                    let later = naive + chrono::Duration::minutes(15 * k);
+                    self.tz.from_local_datetime(&later).earliest()
+                })
+                .map_or(local - offset, |t| t.timestamp_micros()),
+        };
+        self.last_local.set((local, offset, utc));
+        Some(utc)
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +363,44 @@ mod tests {
         let out = date_trunc(&a, TruncUnit::Hour).unwrap();
         let v = out.as_primitive::<TimestampMicrosecondType>().value(0);
         assert_eq!((v + 330 * US_PER_MINUTE).rem_euclid(US_PER_HOUR), 0);
+    }
+
+    #[test]
+    fn truncation_across_dst_changes() {
+        // London left BST on 2010-10-31 at 01:00 UTC. Every hour of that
+        // day and its neighbours truncates to its local midnight.
+        let start = days_from_civil(2010, 10, 30) * US_PER_DAY;
+        let hours: Vec<i64> = (0..72).map(|h| start + h * US_PER_HOUR + 17 * US_PER_MINUTE).collect();
+        let a = TimestampMicrosecondArray::from(hours.clone()).with_timezone("Europe/London");
+        let out = date_trunc(&a, TruncUnit::Day).unwrap();
+        let out = out.as_primitive::<TimestampMicrosecondType>();
+        let tz: Tz = "Europe/London".parse().unwrap();
+        for (i, us) in hours.iter().enumerate() {
+            let local = DateTime::from_timestamp_micros(*us).unwrap().with_timezone(&tz);
+            let midnight = tz
+                .from_local_datetime(&local.date_naive().and_hms_opt(0, 0, 0).unwrap())
+                .earliest()
+                .unwrap()
+                .timestamp_micros();
+            assert_eq!(out.value(i), midnight, "hour {i}");
+        }
+        // Hour truncation keeps the ambiguous hour's two instants apart.
+        let out = date_trunc(&a, TruncUnit::Hour).unwrap();
+        let out = out.as_primitive::<TimestampMicrosecondType>();
+        for (i, us) in hours.iter().enumerate() {
+            assert_eq!(out.value(i), us - 17 * US_PER_MINUTE, "hour {i}");
+        }
+    }
+
+    #[test]
+    fn truncation_into_a_dst_gap() {
+        // Sao Paulo skipped 2018-11-04 00:00-01:00 local (03:00 UTC): that
+        // day starts at 01:00 -02:00, the transition instant.
+        let transition = days_from_civil(2018, 11, 4) * US_PER_DAY + 3 * US_PER_HOUR;
+        let noon = transition + 11 * US_PER_HOUR;
+        let a = TimestampMicrosecondArray::from(vec![noon]).with_timezone("America/Sao_Paulo");
+        let out = date_trunc(&a, TruncUnit::Day).unwrap();
+        assert_eq!(out.as_primitive::<TimestampMicrosecondType>().value(0), transition);
     }
 
     #[test]
