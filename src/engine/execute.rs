@@ -70,8 +70,14 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
 
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut interrupted = false;
+    // Whether a task ended without success since the last settling pass
+    // (each pass walks the whole DAG: only do it when it can change things).
+    let mut unsettled = true;
     loop {
-        propagate_failures(engine, run_id, dag, p, &mut state)?;
+        if unsettled {
+            propagate_failures(engine, run_id, dag, p, &mut state)?;
+            unsettled = false;
+        }
         // Start what is ready, in file order, up to the parallelism.
         for t in &dag.tasks {
             if running.len() >= engine.parallelism.max(1) {
@@ -105,6 +111,7 @@ pub(super) async fn execute(engine: &Engine, dag: &Dag, p: &Planned) -> Result<R
                 let o = done.map_err(|e| anyhow!("task runner crashed: {e}"))?;
                 let id = dag.tasks.iter().find(|t| t.id == o.task).map(|t| t.id.as_str()).unwrap_or_default();
                 state.insert(id, o.state);
+                unsettled |= o.state != TaskState::Success;
                 if let Some(out) = o.output {
                     outputs.insert(o.task.clone(), out.datasets);
                 }

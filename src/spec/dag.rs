@@ -690,7 +690,9 @@ impl Loader<'_> {
             }
         }
         let ids: Vec<&str> = seen.keys().copied().collect();
-        let index_of = |id: &str| raw.iter().position(|t| t.get("id").and_then(Value::as_str) == Some(id));
+        // The first declaration of each id (a map lookup: a scan per task
+        // made validating 1,000 tasks quadratic).
+        let index_of = |id: &str| seen.get(id).copied();
         for t in tasks {
             let ti = index_of(&t.id).unwrap_or(0);
             for (j, need) in t.needs.iter().enumerate() {
