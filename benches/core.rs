@@ -7,7 +7,7 @@
 //!
 //! Run with `cargo bench --bench core`. `NIGHTJAR_BENCH_REPS=N` changes the
 //! number of repetitions (default 7), `NIGHTJAR_BENCH_TASKS=N` the DAG size
-//! (default 1000; `mixed` rounds it to layers of 100).
+//! (default 1000; `mixed` is built in layers of 100, the last one possibly short).
 //!
 //! Plain `harness = false` main: no criterion, to keep the dependencies lean.
 
@@ -97,6 +97,12 @@ fn dag_text(shape: Shape, n: usize) -> String {
 
 /// CPU time (user + system) of this process so far, all threads.
 fn cpu_time() -> Duration {
+    let (user, sys) = cpu_times();
+    user + sys
+}
+
+/// (user, system) CPU time of this process so far, all threads.
+fn cpu_times() -> (Duration, Duration) {
     // SAFETY: getrusage only writes the struct it is given.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -104,7 +110,7 @@ fn cpu_time() -> Duration {
         ru
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -142,6 +148,8 @@ struct Row {
     run: (Duration, Duration),
     /// CPU time of a run (median), all threads.
     run_cpu: Duration,
+    /// The system (kernel) part of it (median).
+    run_sys: Duration,
     run_mem: Duration,
 }
 
@@ -197,12 +205,14 @@ fn main() {
         let engine = Engine::new(project.clone(), store.clone());
         let mut runs = Vec::new();
         let mut cpus = Vec::new();
+        let mut syss = Vec::new();
         for rep in 0..=reps {
             let date = base.checked_add_days(Days::new(rep as u64)).unwrap();
             let req = RunRequest::new(date.and_hms_opt(0, 0, 0).unwrap());
-            let (t, c) = (Instant::now(), cpu_time());
+            let (t, (u0, s0)) = (Instant::now(), cpu_times());
             let report = rt.block_on(engine.run(&dag, req)).expect("run");
-            let (took, cpu) = (t.elapsed(), cpu_time() - c);
+            let (u1, s1) = cpu_times();
+            let (took, cpu, sys) = (t.elapsed(), (u1 + s1) - (u0 + s0), s1 - s0);
             assert!(!report.already_succeeded, "rep {rep} was a no-op");
             assert_eq!(report.state, RunState::Success, "{}: {:?}", shape.name(), report.state);
             assert_eq!(report.tasks.len(), tasks);
@@ -210,15 +220,17 @@ fn main() {
             if rep > 0 {
                 runs.push(took);
                 cpus.push(cpu);
+                syss.push(sys);
             }
         }
 
         // The same run against an in-memory store: the difference is the
-        // cost of writing state to disk.
+        // cost of writing state to disk. Dates of their own, so that these
+        // runs create fresh task log files too (as the on-disk runs did).
         let mem_engine = Engine::new(project.clone(), Arc::new(Store::in_memory().unwrap()));
         let mut mem_runs = Vec::new();
         for rep in 0..=reps {
-            let date = base.checked_add_days(Days::new(rep as u64)).unwrap();
+            let date = base.checked_add_days(Days::new(10_000 + rep as u64)).unwrap();
             let req = RunRequest::new(date.and_hms_opt(0, 0, 0).unwrap());
             let t = Instant::now();
             let report = rt.block_on(mem_engine.run(&dag, req)).expect("run");
@@ -234,6 +246,7 @@ fn main() {
             parse: stats(&parse),
             run: stats(&runs),
             run_cpu: stats(&cpus).0,
+            run_sys: stats(&syss).0,
             run_mem: stats(&mem_runs).0,
         });
     }
@@ -250,6 +263,7 @@ fn main() {
                 interval_start: "2000-01-01T00:00:00+00:00",
                 interval_end: "2000-01-02T00:00:00+00:00",
                 params: serde_json::json!({}),
+                after_seq: 0,
             })
             .unwrap();
         store.claim_run(&run.run_id).unwrap();
@@ -290,8 +304,11 @@ fn main() {
         .into_iter()
         .map(|size| {
             let file = root.join("dags").join(format!("scaling_{size}.toml"));
-            std::fs::write(&file, dag_text(Shape::Mixed, size).replace("bench_mixed", &format!("scaling_{size}")))
-                .unwrap();
+            std::fs::write(
+                &file,
+                dag_text(Shape::Mixed, size).replace("bench_mixed", &format!("scaling_{size}")),
+            )
+            .unwrap();
             let (dag, _) = parse_validate(&root, &file);
             let engine = Engine::new(project.clone(), Arc::new(Store::in_memory().unwrap()));
             let (mut walls, mut cpus) = (Vec::new(), Vec::new());
@@ -387,10 +404,13 @@ fn main() {
     for r in &rows {
         let disk = r.run.0.as_secs_f64() * 1e6 / r.tasks as f64;
         let mem = r.run_mem.as_secs_f64() * 1e6 / r.tasks as f64;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / r.tasks as f64;
         println!(
-            "  {:<5}  run on disk store {disk:>6.0} µs, on in-memory store {mem:>6.0} µs (disk state writes ~{:.0} µs)",
+            "  {:<5}  run on disk store {disk:>6.0} µs, on in-memory store {mem:>6.0} µs (disk state writes ~{:.0} µs); run CPU {:.0} µs of which kernel {:.0} µs",
             r.variant,
-            disk - mem
+            disk - mem,
+            per(r.run_cpu),
+            per(r.run_sys),
         );
     }
     for (size, wall, cpu) in &scaling {
