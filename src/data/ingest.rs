@@ -125,17 +125,23 @@ impl Ingest {
         for entry in &sample {
             match entry {
                 Ok(r) => self.push(source_name, &header, &columns, &picks, r.line, &Row::Cells(&r.cells))?,
-                Err(b) => self.quarantine_source_row(source_name, &header, b.line, &b.reason, &b.cells)?,
+                Err(b) => {
+                    self.rows_in += 1;
+                    self.quarantine_raw(source_name, &header, b.line, &b.reason, &b.cells)?
+                }
             }
         }
         loop {
             match src.next_row()? {
                 Next::Row(line, row) => self.push(source_name, &header, &columns, &picks, line, &row)?,
-                Next::Bad(b) => self.quarantine_source_row(source_name, &header, b.line, &b.reason, &b.cells)?,
+                Next::Bad(b) => {
+                    self.rows_in += 1;
+                    self.quarantine_raw(source_name, &header, b.line, &b.reason, &b.cells)?
+                }
                 Next::End => break,
             }
         }
-        self.flush(false)
+        self.flush()
     }
 
     fn fix_columns(&mut self, source: &str, header: &[String], sample: &[&OwnedRow]) -> Result<()> {
@@ -211,7 +217,7 @@ impl Ingest {
         if row.len() != header.len() {
             let reason = format!("row has {} fields, the header has {}", row.len(), header.len());
             let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i).map(str::to_string)).collect();
-            return self.quarantine_source_row_counted(source, header, line, &reason, &cells);
+            return self.quarantine_raw(source, header, line, &reason, &cells);
         }
         let nulls = &self.opts.null_values;
         let builder = self.builder.as_mut().expect("columns fixed");
@@ -236,24 +242,15 @@ impl Ingest {
         }
         let b = self.builder.as_ref().expect("columns fixed");
         if b.len() >= DEFAULT_BATCH_ROWS || b.buffered_bytes() >= 64 << 20 {
-            self.flush(false)?;
+            self.flush()?;
         }
         Ok(())
     }
 
-    fn quarantine_source_row(
-        &mut self,
-        source: &str,
-        header: &[String],
-        line: u64,
-        reason: &str,
-        cells: &[Option<String>],
-    ) -> Result<()> {
-        self.rows_in += 1;
-        self.quarantine_source_row_counted(source, header, line, reason, cells)
-    }
-
-    fn quarantine_source_row_counted(
+    /// Quarantines a row that never reached typing (bad encoding, ragged,
+    /// broken JSON): its cells under the header's names (`column_N` past
+    /// them). The caller counts it in `rows_in`.
+    fn quarantine_raw(
         &mut self,
         source: &str,
         header: &[String],
@@ -270,7 +267,7 @@ impl Ingest {
         Ok(())
     }
 
-    fn flush(&mut self, _final: bool) -> Result<()> {
+    fn flush(&mut self) -> Result<()> {
         let Some(builder) = self.builder.as_mut() else {
             return Ok(());
         };
@@ -291,7 +288,7 @@ impl Ingest {
     /// Finishes the dataset. With no rows at all, the dataset still exists
     /// (with the columns known, possibly none).
     pub fn finish(mut self) -> Result<(DatasetRef, Quarantine)> {
-        self.flush(true)?;
+        self.flush()?;
         let writer = match self.writer.take() {
             Some(w) => w,
             None => {
