@@ -539,7 +539,21 @@ fn open_db(path: &std::path::Path) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     // Another load into the same file waits for this one, then runs.
     conn.busy_timeout(Duration::from_secs(60))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching a fresh file to WAL can fail at once with "database is
+    // locked" when another connection switches it at the same moment:
+    // SQLite skips the busy handler there (it could deadlock). Retry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20 + fastrand::u64(0..30)));
+            }
+            Err(e) => return Err(e).with_context(|| format!("setting WAL mode on {}", path.display())),
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -128 * 1024)?; // in KiB: 128 MiB
     conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -1203,5 +1217,22 @@ mod tests {
         let (path, msg) = KIND.check(v).err().unwrap();
         assert_eq!(path, "mode");
         assert!(msg.contains("replace_partition"), "{msg}");
+    }
+
+    #[test]
+    fn two_loads_opening_a_fresh_warehouse_at_once_both_succeed() {
+        for _ in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("w.db");
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let p = path.clone();
+                    std::thread::spawn(move || open_db(&p).map(|_| ()))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
     }
 }
