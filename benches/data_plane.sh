@@ -63,6 +63,10 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "csv_baseline" and m.get("executable"):
         print(m["executable"])')
 [[ -x $BASELINE ]] || die "could not build benches/csv_baseline.rs (cargo bench --bench csv_baseline --no-run)"
+# Copies: a rebuild in the working tree during the benchmark changes nothing.
+mkdir -p "$WORK/bin"
+cp "$BIN" "$WORK/bin/nightjar" && cp "$BASELINE" "$WORK/bin/csv_baseline"
+BIN=$WORK/bin/nightjar BASELINE=$WORK/bin/csv_baseline
 
 # A scratch project holding benches/dags and benches/jobs: run history,
 # artifacts and the warehouse (.nightjar/warehouse.db) stay out of the repo.
@@ -75,11 +79,19 @@ fresh_project() {
 }
 
 # timed OUT CMD...: runs CMD under /usr/bin/time -v, its output to OUT.log,
-# the measurements to OUT.time.
+# the measurements to OUT.time, and its RSS every 0.1 s to OUT.rss
+# ("unix_ms rss_kB" lines: which task holds the memory).
 timed() {
     local out=$1
     shift
-    if ! /usr/bin/time -v -o "$out.time" "$@" >"$out.log" 2>&1; then
+    /usr/bin/time -v -o "$out.time" "$@" >"$out.log" 2>&1 &
+    local tpid=$! cpid=""
+    while kill -0 "$tpid" 2>/dev/null; do
+        [[ -z $cpid ]] && cpid=$(pgrep -P "$tpid" | head -1 || true)
+        [[ -n $cpid ]] && awk -v t="$(date +%s%3N)" '/^VmRSS/ {print t, $2}' "/proc/$cpid/status" 2>/dev/null >>"$out.rss" || true
+        sleep 0.1
+    done
+    if ! wait "$tpid"; then
         tail -30 "$out.log" >&2
         die "$* (log: $out.log)"
     fi
@@ -91,6 +103,7 @@ rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 max() { sort -g | tail -1; }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # Warm the page cache: every reader below finds the files in memory.
 cat "$DATA"/*.csv >/dev/null
 NFILES=$(ls "$DATA"/*.csv | wc -l)
@@ -180,21 +193,27 @@ if [[ $BIG != 0 ]]; then
 fi
 
 # ------------------------------------------------------------ 7. the table
-say "per-task durations (nightjar show --json)"
-SHOWS=("$WORK/year_show.json")
-[[ $BIG != 0 ]] && SHOWS+=("$WORK/stream_show.json")
+say "per-task durations (nightjar show --json) and the process's peak RSS while each task ran"
+SHOWS=("$WORK/year_show.json:$WORK/nj1.rss")
+[[ $BIG != 0 ]] && SHOWS+=("$WORK/stream_show.json:$WORK/st.rss")
 for f in "${SHOWS[@]}"; do
-    "$PYTHON" - "$f" <<'EOF' >&2
+    "$PYTHON" - "${f%%:*}" "${f##*:}" <<'EOF' >&2
 import json, sys
 from datetime import datetime
 d = json.load(open(sys.argv[1]))
+samples = [tuple(map(int, l.split())) for l in open(sys.argv[2]) if len(l.split()) == 2]
 r = d["run"]
-secs = lambda a, b: (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-print(f"{r['run_id']}: run {secs(r['started_at'], r['ended_at']):.2f} s")
+ms = lambda a: datetime.fromisoformat(a).timestamp() * 1000
+secs = lambda a, b: (ms(b) - ms(a)) / 1000
+def peak(a, b):
+    v = [kb for t, kb in samples if ms(a) <= t <= ms(b)]
+    return f"{max(v) / 1024:7.1f} MB" if v else "      - MB"
+print(f"{r['run_id']}: run {secs(r['started_at'], r['ended_at']):.2f} s, peak RSS {peak(r['started_at'], r['ended_at'])}")
 for t in d["tasks"]:
     t = t["task"]
     m = t.get("metrics") or {}
-    print(f"  {t['task_id']:16} {secs(t['started_at'], t['ended_at']):7.2f} s  rows in {m.get('rows_in')}, out {m.get('rows_out')}")
+    print(f"  {t['task_id']:16} {secs(t['started_at'], t['ended_at']):7.2f} s  peak RSS {peak(t['started_at'], t['ended_at'])}"
+          f"  rows in {m.get('rows_in')}, out {m.get('rows_out')}")
 EOF
 done
 
@@ -209,6 +228,7 @@ PARSE_RATIO=$(awk -v a="$CSV_MBS" -v b="$EX_MBS" 'BEGIN {printf "%.1fx slower", 
 echo
 echo "Data plane: $NFILES files, $(printf "%'d" "$CSV_BYTES") bytes; orders $(echo "$ROWS" | cut -d' ' -f1), cancelled $(echo "$ROWS" | cut -d' ' -f2) rows in both"
 echo "nproc $(nproc), $(date -u '+%Y-%m-%d %H:%M UTC'), pandas $PANDAS_VERSION, median of $REPS runs (peak RSS: max)"
+echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 row "measurement" "nightjar" "baseline" "ratio" "target" "met?"
 row "---" "---" "---" "---" "---" "---"
