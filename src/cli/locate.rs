@@ -12,14 +12,19 @@ use crate::store::Store;
 
 use super::Cli;
 
-/// The project of the current directory (or `--project`).
-pub fn project(cli: &Cli, near: Option<&Path>) -> Result<Project> {
-    let root = match (&cli.project, near) {
+/// The folder of the project `near` (or the current directory) belongs
+/// to; `--project` wins.
+pub fn project_root(cli: &Cli, near: Option<&Path>) -> Result<PathBuf> {
+    Ok(match (&cli.project, near) {
         (Some(p), _) => p.clone(),
         (None, Some(p)) => Project::discover(p),
         (None, None) => Project::discover(&std::env::current_dir()?),
-    };
-    Project::load(&root).map_err(|d| anyhow::anyhow!("{d}"))
+    })
+}
+
+/// The project of the current directory (or `--project`).
+pub fn project(cli: &Cli, near: Option<&Path>) -> Result<Project> {
+    Project::load(&project_root(cli, near)?).map_err(|d| anyhow::anyhow!("{d}"))
 }
 
 /// Opens the project's run history.
@@ -33,10 +38,7 @@ pub fn dag_path(cli: &Cli, arg: &str) -> Result<PathBuf> {
     if p.is_file() {
         return Ok(p);
     }
-    let project_root = match &cli.project {
-        Some(p) => p.clone(),
-        None => Project::discover(&std::env::current_dir()?),
-    };
+    let project_root = project_root(cli, None)?;
     let dags = project_root.join("dags");
     let mut names = Vec::new();
     for f in dag_files(&dags) {

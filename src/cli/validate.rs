@@ -96,21 +96,12 @@ pub fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
-/// The folder of the project `near` belongs to (`--project` wins).
-fn project_root(cli: &Cli, near: Option<&Path>) -> Result<PathBuf> {
-    Ok(match (&cli.project, near) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => Project::discover(p),
-        (None, None) => Project::discover(&std::env::current_dir()?),
-    })
-}
-
 /// The project `near` belongs to. A broken `nightjar.toml` does not stop
 /// validation: its problems are reported (once; duplicates are dropped in
 /// `validate`) and files are still checked against the embedded defaults,
 /// so that one run shows every problem.
 fn project_for(cli: &Cli, near: Option<&Path>, diags: &mut Vec<Diagnostic>) -> Result<Project> {
-    let root = project_root(cli, near)?;
+    let root = locate::project_root(cli, near)?;
     Ok(Project::load(&root).unwrap_or_else(|d| {
         diags.extend(d.0);
         Project::embedded(&root)
@@ -130,7 +121,7 @@ fn collect(cli: &Cli, paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         // Only the folder here: loading `nightjar.toml` (and reporting its
         // problems) is `validate`'s job, not a reason to stop.
-        let root = project_root(cli, None)?;
+        let root = locate::project_root(cli, None)?;
         let p = root.join(PROJECT_FILE);
         if p.is_file() {
             files.push(p);
