@@ -23,3 +23,5 @@ pub mod graph;
 pub mod spec;
 pub mod steps;
 pub mod store;
+#[doc(hidden)]
+pub mod testenv;

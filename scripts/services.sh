@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts the real servers the tests talk to, on
+# loopback only, then writes their addresses to target/services.env:
+#
+#   PostgreSQL (Debian package)  NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:54329/postgres
+#   moto server (PyPI)           NIGHTJAR_TEST_AWS=http://127.0.0.1:50550  (S3, SQS, Logs, Step Functions)
+#
+# Safe to run again: a server already answering on its port is reused.
+# `bash scripts/services.sh stop` stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_PORT=${NIGHTJAR_PG_PORT:-54329}
+MOTO_PORT=${NIGHTJAR_MOTO_PORT:-50550}
+STATE=${NIGHTJAR_SERVICES_DIR:-/tmp/nightjar-services}
+ENV_FILE=target/services.env
+mkdir -p "$STATE" target
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+if [ "${1:-}" = stop ]; then
+    [ -f "$STATE/moto.pid" ] && kill "$(cat "$STATE/moto.pid")" 2>/dev/null || true
+    bin=$(pg_bin)
+    if [ -n "$bin" ] && [ -d "$STATE/pg" ]; then
+        if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bin/pg_ctl" -D "$STATE/pg" stop -m fast || true
+        else "$bin/pg_ctl" -D "$STATE/pg" stop -m fast || true; fi
+    fi
+    exit 0
+fi
+
+# --- PostgreSQL -------------------------------------------------------------
+if [ -z "$(pg_bin)" ]; then
+    echo "== installing postgresql (apt)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+fi
+BIN=$(pg_bin)
+# PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
+pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+if pg "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    echo "== postgresql already up on 127.0.0.1:$PG_PORT"
+else
+    if [ ! -f "$STATE/pg/PG_VERSION" ]; then
+        mkdir -p "$STATE/pg"
+        [ "$(id -u)" = 0 ] && chown -R postgres "$STATE/pg" && chmod 700 "$STATE/pg"
+        pg "$BIN/initdb" -D "$STATE/pg" -U nightjar --auth=trust >"$STATE/initdb.log"
+    fi
+    echo "== starting postgresql on 127.0.0.1:$PG_PORT"
+    pg "$BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/server.log" -w start \
+        -o "-h 127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+fi
+
+# --- moto server --------------------------------------------------------------
+if ! python3 -c 'import moto.server, flask_cors' 2>/dev/null; then
+    echo "== installing moto[server] (pip)"
+    python3 -m pip install -q 'moto[server]>=5,<6'
+fi
+if curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; then
+    echo "== moto already up on 127.0.0.1:$MOTO_PORT"
+else
+    echo "== starting moto on 127.0.0.1:$MOTO_PORT"
+    nohup python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$STATE/moto.log" 2>&1 &
+    echo $! >"$STATE/moto.pid"
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" && break
+        sleep 0.2
+    done
+    curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" || { cat "$STATE/moto.log"; exit 1; }
+fi
+
+cat >"$ENV_FILE" <<EOF
+NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:$PG_PORT/postgres
+NIGHTJAR_TEST_AWS=http://127.0.0.1:$MOTO_PORT
+EOF
+echo "== services ready ($ENV_FILE)"

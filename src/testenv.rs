@@ -1,0 +1,27 @@
+//! Addresses of the real servers the tests run against.
+//!
+//! `bash scripts/test` starts PostgreSQL and the moto AWS emulator on
+//! loopback (`scripts/services.sh`) and exports their addresses. A test that
+//! needs one calls these functions: without the server it fails with a
+//! message saying how to start it, rather than passing without checking
+//! anything.
+
+/// The PostgreSQL connection URL (`NIGHTJAR_TEST_PG`).
+pub fn postgres_url() -> String {
+    required("NIGHTJAR_TEST_PG", "PostgreSQL")
+}
+
+/// The moto server's endpoint URL (`NIGHTJAR_TEST_AWS`), for S3, SQS,
+/// CloudWatch Logs and Step Functions.
+pub fn aws_endpoint() -> String {
+    required("NIGHTJAR_TEST_AWS", "the moto AWS emulator")
+}
+
+fn required(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: this test needs {what}. Run the suite with `bash scripts/test`, \
+             or start the servers with `bash scripts/services.sh` and `set -a; . target/services.env`"
+        )
+    })
+}
