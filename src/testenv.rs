@@ -25,3 +25,13 @@ fn required(var: &str, what: &str) -> String {
         )
     })
 }
+
+/// AWS options pointing every client at the moto server, with the dummy
+/// credentials moto accepts.
+pub fn aws_options() -> crate::aws::AwsOptions {
+    crate::aws::AwsOptions {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(aws_endpoint()),
+        static_credentials: Some(("testing".into(), "testing".into())),
+    }
+}
