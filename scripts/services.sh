@@ -54,21 +54,24 @@ else
 fi
 
 # --- moto server --------------------------------------------------------------
+moto_up() {
+    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/', timeout=1)" 2>/dev/null
+}
 if ! python3 -c 'import moto.server, flask_cors' 2>/dev/null; then
     echo "== installing moto[server] (pip)"
     python3 -m pip install -q 'moto[server]>=5,<6'
 fi
-if curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; then
+if moto_up; then
     echo "== moto already up on 127.0.0.1:$MOTO_PORT"
 else
     echo "== starting moto on 127.0.0.1:$MOTO_PORT"
     nohup python3 -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$STATE/moto.log" 2>&1 &
     echo $! >"$STATE/moto.pid"
     for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" && break
+        moto_up && break
         sleep 0.2
     done
-    curl -s -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" || { cat "$STATE/moto.log"; exit 1; }
+    moto_up || { cat "$STATE/moto.log"; exit 1; }
 fi
 
 cat >"$ENV_FILE" <<EOF
