@@ -93,6 +93,20 @@ pub fn open_path(path: &Path, batch_rows: usize) -> Result<ParquetRecordBatchRea
         .build()?)
 }
 
+/// The rows of a dataset: recorded when it was written, else read from
+/// the Parquet footer.
+pub fn row_count(dataset: &DatasetRef) -> Result<u64> {
+    if let Some(n) = dataset.rows {
+        return Ok(n);
+    }
+    let file = File::open(&dataset.uri).with_context(|| format!("opening {}", dataset.uri))?;
+    let rows = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .metadata()
+        .file_metadata()
+        .num_rows();
+    Ok(rows.max(0) as u64)
+}
+
 /// Reads a whole dataset into memory (for steps that need it all, such as
 /// the build side of a join).
 pub fn read_all(dataset: &DatasetRef) -> Result<(SchemaRef, Vec<RecordBatch>)> {
