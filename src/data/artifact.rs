@@ -23,14 +23,23 @@ use super::DatasetRef;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Streams batches into one Parquet artifact.
+///
+/// Encoding and compressing (a sixth of a CSV extract) run on a thread of
+/// the writer's own, so they overlap with the work producing the batches;
+/// at most [`QUEUED_BATCHES`] batches wait for it. A write error shows at
+/// the next `write` or at `finish`.
 pub struct DatasetWriter {
     task: String,
     name: String,
     tmp: PathBuf,
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    queue: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
+    thread: Option<std::thread::JoinHandle<Result<ArrowWriter<File>>>>,
     rows: u64,
 }
+
+/// Batches handed to the writer's thread and not yet written.
+const QUEUED_BATCHES: usize = 2;
 
 impl DatasetWriter {
     /// Creates `<dir>/<name>.parquet` for `task`'s output `name`.
@@ -43,23 +52,50 @@ impl DatasetWriter {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props))?;
+        let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
+        let (queue, batches) = std::sync::mpsc::sync_channel::<RecordBatch>(QUEUED_BATCHES);
+        let shown = tmp.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("write {name}"))
+            .spawn(move || {
+                for b in batches {
+                    writer.write(&b).with_context(|| format!("writing {shown}"))?;
+                }
+                Ok(writer)
+            })
+            .context("starting the artifact writer thread")?;
         Ok(Self {
             task: task.to_string(),
             name: name.to_string(),
             tmp,
             path,
-            writer,
+            queue: Some(queue),
+            thread: Some(thread),
             rows: 0,
         })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() > 0 {
-            self.writer.write(batch)?;
+            let sent = self.queue.as_ref().map(|q| q.send(batch.clone()));
+            if !matches!(sent, Some(Ok(()))) {
+                // The thread stopped: its error says why.
+                return Err(self
+                    .join()
+                    .err()
+                    .unwrap_or_else(|| anyhow::anyhow!("the artifact writer stopped")));
+            }
             self.rows += batch.num_rows() as u64;
         }
         Ok(())
+    }
+
+    fn join(&mut self) -> Result<ArrowWriter<File>> {
+        self.queue = None; // ends the thread's loop
+        let thread = self.thread.take().context("the artifact writer already stopped")?;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the artifact writer thread panicked"))?
     }
 
     pub fn rows(&self) -> u64 {
@@ -67,12 +103,12 @@ impl DatasetWriter {
     }
 
     /// Closes the file and makes it visible under its final name.
-    pub fn finish(self) -> Result<DatasetRef> {
-        self.writer.close()?;
+    pub fn finish(mut self) -> Result<DatasetRef> {
+        self.join()?.close()?;
         std::fs::rename(&self.tmp, &self.path).with_context(|| format!("renaming {}", self.tmp.display()))?;
         Ok(DatasetRef {
-            task: self.task,
-            name: self.name,
+            task: self.task.clone(),
+            name: self.name.clone(),
             uri: self.path.to_string_lossy().into_owned(),
             rows: Some(self.rows),
         })
@@ -91,6 +127,20 @@ pub fn open_path(path: &Path, batch_rows: usize) -> Result<ParquetRecordBatchRea
     Ok(ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(batch_rows)
         .build()?)
+}
+
+/// The rows of a dataset: recorded when it was written, else read from
+/// the Parquet footer.
+pub fn row_count(dataset: &DatasetRef) -> Result<u64> {
+    if let Some(n) = dataset.rows {
+        return Ok(n);
+    }
+    let file = File::open(&dataset.uri).with_context(|| format!("opening {}", dataset.uri))?;
+    let rows = ParquetRecordBatchReaderBuilder::try_new(file)?
+        .metadata()
+        .file_metadata()
+        .num_rows();
+    Ok(rows.max(0) as u64)
 }
 
 /// Reads a whole dataset into memory (for steps that need it all, such as

@@ -241,7 +241,8 @@ impl Ingest {
             return Ok(());
         }
         let b = self.builder.as_ref().expect("columns fixed");
-        if b.len() >= DEFAULT_BATCH_ROWS || b.buffered_bytes() >= 64 << 20 {
+        // The byte size is summed over the columns: checked every 1,024 rows.
+        if b.len() >= DEFAULT_BATCH_ROWS || (b.len() % 1024 == 0 && b.buffered_bytes() >= 64 << 20) {
             self.flush()?;
         }
         Ok(())

@@ -16,6 +16,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 
+mod fast;
+
 /// The types a column can be declared as.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnType {
@@ -268,6 +270,9 @@ impl ColumnSpec {
 
     fn parse_date(&self, s: &str) -> Result<i32, String> {
         for f in self.formats_or(DATE_FORMATS) {
+            if let Some(d) = fast::date(s, f) {
+                return Ok((d - epoch()).num_days() as i32);
+            }
             if let Ok(d) = NaiveDate::parse_from_str(s, f) {
                 return Ok((d - epoch()).num_days() as i32);
             }
@@ -298,7 +303,9 @@ impl ColumnSpec {
                 }
                 continue;
             }
-            let naive = NaiveDateTime::parse_from_str(s, f)
+            let naive = fast::datetime(s, f)
+                .ok_or(())
+                .or_else(|_| NaiveDateTime::parse_from_str(s, f))
                 .or_else(|_| NaiveDate::parse_from_str(s, f).map(|d| d.and_hms_opt(0, 0, 0).unwrap()));
             if let Ok(t) = naive {
                 return match self.timezone {
@@ -320,6 +327,16 @@ impl ColumnSpec {
 
 fn parse_i64(s: &str) -> Result<i64, String> {
     if let Ok(v) = s.parse::<i64>() {
+        return Ok(v);
+    }
+    // "17850.0" without going through f64 (same result: the digits before
+    // a zero fraction, below the f64 path's 9e15 bound).
+    if let Some((int, frac)) = s.split_once('.')
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b == b'0')
+        && let Ok(v) = int.parse::<i64>()
+        && v.unsigned_abs() < 9_000_000_000_000_000
+    {
         return Ok(v);
     }
     // Exports often write integers as floats ("17850.0"): accept them when

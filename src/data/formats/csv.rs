@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use csv::{ByteRecord, ReaderBuilder};
+use csv::{ByteRecord, ReaderBuilder, StringRecord};
 use serde::Deserialize;
 
 use super::{BadSourceRow, Encoding, EncodingErrors, Next, Row, RowSource};
@@ -63,11 +63,16 @@ fn byte(c: char, what: &str) -> Result<u8> {
 pub struct CsvSource {
     reader: csv::Reader<Box<dyn Read + Send>>,
     columns: Vec<String>,
-    record: ByteRecord,
+    /// The current record. Read as bytes, then checked once for UTF-8 by
+    /// `StringRecord::from_byte_record` (all-ASCII records in one pass), so
+    /// fields are handed out as `&str` without checking them again.
+    record: StringRecord,
     cells: Vec<Option<String>>,
     opts: CsvOptions,
     /// The first record, read to count columns when there is no header.
     pending_first: bool,
+    /// That first record when it is not valid UTF-8.
+    pending_bad: Option<ByteRecord>,
 }
 
 impl CsvSource {
@@ -114,10 +119,20 @@ impl CsvSource {
                 .map(|i| names.get(i).cloned().unwrap_or_else(|| format!("column_{}", i + 1)))
                 .collect();
         }
+        // A first record that is not UTF-8 is kept as bytes and reported
+        // by `next_row`.
+        let (record, pending_bad) = match StringRecord::from_byte_record(record) {
+            Ok(r) => (r, None),
+            Err(e) => {
+                let bytes = e.into_byte_record();
+                (StringRecord::new(), Some(bytes))
+            }
+        };
         Ok(Self {
             reader,
             columns,
             record,
+            pending_bad,
             cells: Vec::new(),
             opts: opts.clone(),
             pending_first,
@@ -131,23 +146,37 @@ impl RowSource for CsvSource {
     }
 
     fn next_row(&mut self) -> Result<Next<'_>> {
-        if self.pending_first {
+        let bytes = if self.pending_first {
             self.pending_first = false;
-        } else if !self.reader.read_byte_record(&mut self.record)? {
-            return Ok(Next::End);
-        }
-        let line = self.record.position().map_or(0, |p| p.line());
+            match self.pending_bad.take() {
+                Some(b) => b,
+                None => std::mem::take(&mut self.record).into_byte_record(),
+            }
+        } else {
+            // Reuses the record's buffers.
+            let mut bytes = std::mem::take(&mut self.record).into_byte_record();
+            if !self.reader.read_byte_record(&mut bytes)? {
+                return Ok(Next::End);
+            }
+            bytes
+        };
+        let line = bytes.position().map_or(0, |p| p.line());
         if self.opts.encoding == Encoding::Latin1 {
             self.cells.clear();
             self.cells
-                .extend(self.record.iter().map(|f| Some(f.iter().map(|&b| b as char).collect())));
+                .extend(bytes.iter().map(|f| Some(f.iter().map(|&b| b as char).collect())));
+            // Hand the buffers back for the next read.
+            self.record = StringRecord::from_byte_record(bytes).unwrap_or_default();
             return Ok(Next::Row(line, Row::Cells(&self.cells)));
         }
-        if std::str::from_utf8(self.record.as_slice()).is_ok() {
-            return Ok(Next::Row(line, Row::Csv(&self.record)));
-        }
-        let lossy: Vec<Option<String>> = self
-            .record
+        let bytes = match StringRecord::from_byte_record(bytes) {
+            Ok(r) => {
+                self.record = r;
+                return Ok(Next::Row(line, Row::Csv(&self.record)));
+            }
+            Err(e) => e.into_byte_record(),
+        };
+        let lossy: Vec<Option<String>> = bytes
             .iter()
             .map(|f| Some(String::from_utf8_lossy(f).into_owned()))
             .collect();
@@ -157,8 +186,7 @@ impl RowSource for CsvSource {
                 Ok(Next::Row(line, Row::Cells(&self.cells)))
             }
             EncodingErrors::Quarantine => {
-                let col = self
-                    .record
+                let col = bytes
                     .iter()
                     .position(|f| std::str::from_utf8(f).is_err())
                     .and_then(|i| self.columns.get(i).cloned())

@@ -52,8 +52,8 @@ impl Format {
 
 /// One row of a text source: its fields by source column.
 pub enum Row<'a> {
-    /// A CSV record whose bytes are valid UTF-8.
-    Csv(&'a ::csv::ByteRecord),
+    /// A CSV record, checked once for UTF-8.
+    Csv(&'a ::csv::StringRecord),
     /// Fields already decoded (JSON, spreadsheets, transcoded CSV).
     Cells(&'a [Option<String>]),
 }
@@ -61,7 +61,7 @@ pub enum Row<'a> {
 impl Row<'_> {
     pub fn get(&self, i: usize) -> Option<&str> {
         match self {
-            Row::Csv(r) => r.get(i).and_then(|b| std::str::from_utf8(b).ok()),
+            Row::Csv(r) => r.get(i),
             Row::Cells(c) => c.get(i).and_then(|v| v.as_deref()),
         }
     }

@@ -61,13 +61,51 @@ impl RowHasher {
     }
 }
 
+/// Hashing for tables keyed by these hashes: they are already uniformly
+/// random, so their low 64 bits serve as is (SipHash over them cost a
+/// sizeable share of a dedupe).
+#[derive(Clone, Copy, Default)]
+pub struct HashIsRandom;
+
+impl std::hash::BuildHasher for HashIsRandom {
+    type Hasher = TakeLowBits;
+    fn build_hasher(&self) -> TakeLowBits {
+        TakeLowBits(0)
+    }
+}
+
+#[derive(Default)]
+pub struct TakeLowBits(u64);
+
+impl std::hash::Hasher for TakeLowBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by u128 keys; mixes anything else reasonably.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// Keep-first dedupe, streaming: a row is kept if its hash is new.
 #[derive(Default)]
 pub struct FirstSeen {
-    seen: HashSet<u128>,
+    seen: HashSet<u128, HashIsRandom>,
 }
 
 impl FirstSeen {
+    /// A table sized for `rows` distinct rows at once (no growth spike).
+    pub fn with_capacity(rows: u64) -> Self {
+        Self {
+            seen: HashSet::with_capacity_and_hasher(rows as usize, HashIsRandom),
+        }
+    }
+
     pub fn mask(&mut self, hashes: &[u128]) -> BooleanArray {
         hashes.iter().map(|h| Some(self.seen.insert(*h))).collect()
     }
@@ -77,10 +115,17 @@ impl FirstSeen {
 /// the second keeps the rows found there.
 #[derive(Default)]
 pub struct LastSeen {
-    last: HashMap<u128, u64>,
+    last: HashMap<u128, u64, HashIsRandom>,
 }
 
 impl LastSeen {
+    /// A table sized for `rows` distinct rows at once (no growth spike).
+    pub fn with_capacity(rows: u64) -> Self {
+        Self {
+            last: HashMap::with_capacity_and_hasher(rows as usize, HashIsRandom),
+        }
+    }
+
     /// First pass: `first_row` is the global index of the batch's first row.
     pub fn observe(&mut self, hashes: &[u128], first_row: u64) {
         for (i, h) in hashes.iter().enumerate() {

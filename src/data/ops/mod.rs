@@ -4,6 +4,7 @@
 pub mod cast;
 pub mod dedupe;
 pub mod fill;
+pub mod spill;
 pub mod stats;
 
 use arrow::array::{Array, ArrayRef, BooleanArray};

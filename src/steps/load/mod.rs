@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use arrow::array::{Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use chrono::{Datelike, NaiveDate, Timelike};
+use chrono::{Datelike, NaiveDate};
 
 use crate::data::artifact::open;
 use crate::data::rows::DEFAULT_BATCH_ROWS;
@@ -22,6 +22,7 @@ use crate::steps::StepContext;
 
 pub mod csv;
 pub mod parquet;
+mod sql_values;
 pub mod sqlite;
 
 /// Runs `work` on the blocking pool with a cancellation token of its own,
@@ -79,11 +80,7 @@ fn for_each_batch(
 fn text_column(col: &ArrayRef, utc_suffix: bool) -> Result<StringArray> {
     match col.data_type() {
         DataType::Utf8 => Ok(col.as_string::<i32>().clone()),
-        DataType::Date32 => each_as_text(col.as_primitive::<Date32Type>(), |out, days| {
-            let date = NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
-                .with_context(|| format!("date {days} is out of range"))?;
-            write_date(out, date)
-        }),
+        DataType::Date32 => each_as_text(col.as_primitive::<Date32Type>(), write_days),
         DataType::Timestamp(unit, tz) => {
             let suffix = if utc_suffix && tz.is_some() { "Z" } else { "" };
             let values = arrow::compute::cast(col, &DataType::Int64)?;
@@ -124,10 +121,39 @@ fn each_as_text<T: ArrowPrimitiveType>(
     Ok(out.finish())
 }
 
+/// Writes a Date32 (days since the epoch) as `YYYY-MM-DD`.
+fn write_days(out: &mut String, days: i32) -> Result<()> {
+    let date = days
+        .checked_add(UNIX_EPOCH_DAYS_FROM_CE)
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .with_context(|| format!("date {days} is out of range"))?;
+    write_date(out, date)
+}
+
 // Formatting by hand: chrono's `format` parses its pattern on every call,
-// which made it the largest cost of a load.
+// and even `write!` with `{:02}` was most of a load's time.
 fn write_date(out: &mut String, d: NaiveDate) -> Result<()> {
-    Ok(write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())?)
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return Ok(write!(out, "{:04}-{:02}-{:02}", year, d.month(), d.day())?);
+    }
+    push_digits(out, year as u32, 4);
+    out.push('-');
+    push_digits(out, d.month(), 2);
+    out.push('-');
+    push_digits(out, d.day(), 2);
+    Ok(())
+}
+
+/// `v` as exactly `width` decimal digits (the lowest ones; callers pass
+/// values that fit).
+fn push_digits(out: &mut String, mut v: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
 }
 
 /// Writes `v` (in `unit` since the epoch) as `YYYY-MM-DD HH:MM:SS`, with
@@ -140,15 +166,31 @@ fn write_timestamp(out: &mut String, v: i64, unit: TimeUnit) -> Result<()> {
         TimeUnit::Nanosecond => 1_000_000_000,
     };
     let nanos = (v.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
-    let t = chrono::DateTime::from_timestamp(v.div_euclid(per_sec), nanos)
-        .with_context(|| format!("timestamp {v} ({unit:?}) is out of range"))?
-        .naive_utc();
-    write_date(out, t.date())?;
-    write!(out, " {:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())?;
+    let secs = v.div_euclid(per_sec);
+    let days = secs.div_euclid(86_400);
+    let date = i32::try_from(days)
+        .ok()
+        .and_then(|d| d.checked_add(UNIX_EPOCH_DAYS_FROM_CE))
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .with_context(|| format!("timestamp {v} ({unit:?}) is out of range"))?;
+    let in_day = secs.rem_euclid(86_400) as u32;
+    write_date(out, date)?;
+    out.push(' ');
+    push_digits(out, in_day / 3600, 2);
+    out.push(':');
+    push_digits(out, in_day / 60 % 60, 2);
+    out.push(':');
+    push_digits(out, in_day % 60, 2);
     match nanos {
         0 => {}
-        n if n % 1000 == 0 => write!(out, ".{:06}", n / 1000)?,
-        n => write!(out, ".{n:09}")?,
+        n if n % 1000 == 0 => {
+            out.push('.');
+            push_digits(out, n / 1000, 6);
+        }
+        n => {
+            out.push('.');
+            push_digits(out, n, 9);
+        }
     }
     Ok(())
 }

@@ -40,17 +40,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::compute::{CastOptions, cast, cast_with_options};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema};
+use arrow::array::Array;
+use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatchReader;
 use async_trait::async_trait;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rusqlite::types::Null;
 use rusqlite::{Statement, Transaction, TransactionBehavior};
 use serde::Deserialize;
 
+use super::sql_values::SqlValues;
 use super::{blocking_load, for_each_batch, open_input, text_column};
 use crate::data::DatasetRef;
 use crate::data::rows::DEFAULT_BATCH_ROWS;
@@ -306,8 +305,19 @@ impl SqliteLoad {
             _ => 0,
         } as u64;
 
-        let mut stmt = tx.prepare(&self.insert_sql(&columns))?;
+        // Several rows per INSERT (fewer statement runs), except for merge,
+        // whose upsert reports the row it fails on. A multi-row insert that
+        // fails is undone by SQLite (the statement only) and its rows are
+        // run one by one to name the failing one.
+        let per_insert = if self.mode == Mode::Merge {
+            1
+        } else {
+            ROWS_PER_INSERT.min(MAX_PARAMS / columns.len()).max(1)
+        };
+        let mut multi = tx.prepare(&self.insert_sql(&columns, per_insert))?;
+        let mut single = tx.prepare(&self.insert_sql(&columns, 1))?;
         let mut offset = 0u64;
+        let mut buf = String::with_capacity(32);
         let written = for_each_batch(cx, reader, &format!("loading into {}", self.table), |batch| {
             let values = columns
                 .iter()
@@ -316,7 +326,8 @@ impl SqliteLoad {
                     Source::Value(v) => Ok(SqlValues::Value(v.clone())),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            for row in 0..batch.num_rows() {
+            let n = batch.num_rows();
+            for row in 0..n {
                 for &k in &key_positions {
                     if values[k].is_null(row) {
                         bail!(
@@ -326,16 +337,40 @@ impl SqliteLoad {
                         );
                     }
                 }
+            }
+            let insert_one = |stmt: &mut Statement, row: usize, buf: &mut String| -> Result<()> {
                 for (i, v) in values.iter().enumerate() {
-                    v.bind(&mut stmt, i + 1, row)?;
+                    v.bind(stmt, i + 1, row, buf)?;
                 }
                 stmt.raw_execute()
                     .with_context(|| format!("inserting row {} into `{}`", offset + row as u64 + 1, self.table))?;
+                Ok(())
+            };
+            let mut row = 0;
+            if per_insert > 1 {
+                while row + per_insert <= n {
+                    let mut param = 1;
+                    for r in row..row + per_insert {
+                        for v in &values {
+                            v.bind(&mut multi, param, r, &mut buf)?;
+                            param += 1;
+                        }
+                    }
+                    if multi.raw_execute().is_err() {
+                        for r in row..row + per_insert {
+                            insert_one(&mut single, r, &mut buf)?;
+                        }
+                    }
+                    row += per_insert;
+                }
             }
-            offset += batch.num_rows() as u64;
+            for r in row..n {
+                insert_one(&mut single, r, &mut buf)?;
+            }
+            offset += n as u64;
             Ok(())
         })?;
-        drop(stmt);
+        drop((multi, single));
 
         let mut metrics = Metrics {
             rows_in: written,
@@ -449,16 +484,23 @@ impl SqliteLoad {
         Ok(columns)
     }
 
-    /// `INSERT INTO t (...) VALUES (?1, ...)`, with the upsert clause for
-    /// merge.
-    fn insert_sql(&self, columns: &[Column]) -> String {
+    /// `INSERT INTO t (...) VALUES (?1, ...), ...` for `rows` rows, with the
+    /// upsert clause for merge.
+    fn insert_sql(&self, columns: &[Column], rows: usize) -> String {
         let names: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
-        let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| {
+                let params: Vec<String> = (1..=columns.len())
+                    .map(|i| format!("?{}", r * columns.len() + i))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
         let mut sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
+            "INSERT INTO {} ({}) VALUES {}",
             quote(&self.table),
             names.join(", "),
-            params.join(", ")
+            tuples.join(", ")
         );
         if self.mode == Mode::Merge {
             let keys: Vec<String> = self.key.iter().map(|k| quote(k)).collect();
@@ -659,61 +701,10 @@ fn sql_type(ty: &DataType) -> &'static str {
     }
 }
 
-/// One batch's column, ready to bind row by row.
-enum SqlValues {
-    Int(Int64Array),
-    Real(Float64Array),
-    Bool(BooleanArray),
-    Text(StringArray),
-    /// The same text on every row.
-    Value(String),
-}
-
-impl SqlValues {
-    fn of(col: &ArrayRef) -> Result<Self> {
-        use DataType::*;
-        Ok(match col.data_type() {
-            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => {
-                // Errors (rather than NULLs) on a UInt64 past i64::MAX.
-                let strict = CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
-                Self::Int(
-                    cast_with_options(col, &Int64, &strict)?
-                        .as_primitive::<Int64Type>()
-                        .clone(),
-                )
-            }
-            Float16 | Float32 | Float64 => Self::Real(cast(col, &Float64)?.as_primitive::<Float64Type>().clone()),
-            Boolean => Self::Bool(col.as_boolean().clone()),
-            _ => Self::Text(text_column(col, false)?),
-        })
-    }
-
-    fn is_null(&self, row: usize) -> bool {
-        match self {
-            Self::Int(a) => a.is_null(row),
-            Self::Real(a) => a.is_null(row),
-            Self::Bool(a) => a.is_null(row),
-            Self::Text(a) => a.is_null(row),
-            Self::Value(_) => false,
-        }
-    }
-
-    fn bind(&self, stmt: &mut Statement, param: usize, row: usize) -> rusqlite::Result<()> {
-        if self.is_null(row) {
-            return stmt.raw_bind_parameter(param, Null);
-        }
-        match self {
-            Self::Int(a) => stmt.raw_bind_parameter(param, a.value(row)),
-            Self::Real(a) => stmt.raw_bind_parameter(param, a.value(row)),
-            Self::Bool(a) => stmt.raw_bind_parameter(param, a.value(row) as i64),
-            Self::Text(a) => stmt.raw_bind_parameter(param, a.value(row)),
-            Self::Value(v) => stmt.raw_bind_parameter(param, v.as_str()),
-        }
-    }
-}
+/// Rows per multi-row INSERT.
+const ROWS_PER_INSERT: usize = 64;
+/// SQLite's default limit on a statement's parameters.
+const MAX_PARAMS: usize = 32_766;
 
 #[cfg(test)]
 mod tests {
@@ -721,8 +712,8 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-        Time64MicrosecondArray, TimestampMicrosecondArray,
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+        StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
     };
     use rusqlite::types::Value;
 
@@ -998,6 +989,42 @@ mod tests {
                 vec![Value::Text("2".into()), Value::Null, Value::Real(2.55)],
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_row_inside_a_multi_row_insert_is_named_and_nothing_stays() {
+        let h = harness();
+        let db = h.path().join(".nightjar/warehouse.db");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE orders (n INTEGER CHECK (n <> 150)); INSERT INTO orders VALUES (-1)")
+            .unwrap();
+        let mut h = h;
+        let batch =
+            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from_iter_values(1..=300)) as ArrayRef)]).unwrap();
+        h.input("orders", &[batch]);
+        let err = format!("{:#}", h.run(&KIND, "table = \"orders\"").await.err().unwrap());
+        assert!(err.contains("inserting row 150 into `orders`"), "{err}");
+        assert_eq!(query(&h, "SELECT n FROM orders"), [[Value::Integer(-1)]]);
+        // Without the bad row, every row goes in, in order (multi-row
+        // inserts plus the rows past the last full one).
+        let batch = RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(Int64Array::from_iter_values((1..=300).filter(|n| *n != 150))) as ArrayRef,
+        )])
+        .unwrap();
+        h.input("orders", &[batch]);
+        h.run(&KIND, "table = \"orders\"").await.unwrap();
+        let got: Vec<i64> = query(&h, "SELECT n FROM orders ORDER BY rowid")
+            .into_iter()
+            .map(|r| match r[0] {
+                Value::Integer(n) => n,
+                _ => panic!(),
+            })
+            .collect();
+        let want: Vec<i64> = std::iter::once(-1).chain((1..=300).filter(|n| *n != 150)).collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

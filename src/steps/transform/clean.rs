@@ -27,6 +27,7 @@ use crate::data::expr::Expr;
 use crate::data::ops::cast::cast_columns;
 use crate::data::ops::dedupe::{FirstSeen, Keep, LastSeen, RowHasher};
 use crate::data::ops::fill::{Fill, Filler};
+use crate::data::ops::spill::{DEFAULT_BUDGET, KeptRows, Plan, SpillWriter, parse_size, plan};
 use crate::data::ops::stats::Sample;
 use crate::data::ops::{filter, row_values, with_column};
 use crate::data::quarantine::BadRowLimit;
@@ -154,6 +155,12 @@ pub struct CleanConfig {
     /// Drop duplicate rows: `true` (identical rows) or `{ on = ["InvoiceNo",
     /// "StockCode"], keep = "first" | "last" }`.
     pub dedupe: Option<Dedupe>,
+    /// Memory `dedupe` may hold for the rows it has seen (default
+    /// `"256MB"`; `"1GB"`, `"64MB"`, ...). A dedupe that would need more
+    /// (about 40 bytes per input row) writes row hashes to temporary files
+    /// in the task's artifact folder and dedupes them part by part: same
+    /// result, one more pass over the input.
+    pub dedupe_memory: Option<String>,
     /// Rows that fail a cast go to the quarantine; past this many (a count,
     /// or a share such as "0.5%") the task fails. Default 0.
     #[serde(default)]
@@ -238,6 +245,11 @@ impl StepConfig for CleanConfig {
                 }
             }
         }
+        if let Some(m) = &self.dedupe_memory
+            && let Err(e) = parse_size(m)
+        {
+            p.push(ConfigProblem::new("dedupe_memory", e).hint("e.g. `dedupe_memory = \"512MB\"`"));
+        }
         if let Some(Dedupe::On { on, .. }) = &self.dedupe
             && on.is_empty()
         {
@@ -296,6 +308,14 @@ struct Pass<'a> {
     counts: BTreeMap<&'static str, u64>,
 }
 
+/// Dedupe decisions made by a pass before the final one.
+enum Decided {
+    /// Keep-last in memory: each hash's last row.
+    Last(LastSeen),
+    /// A spilled dedupe: the rows kept.
+    Kept(KeptRows),
+}
+
 /// What one input batch became.
 struct Processed {
     main: RecordBatch,
@@ -307,11 +327,19 @@ struct Processed {
 }
 
 impl Clean {
-    fn needs(&self) -> (bool, bool, bool) {
+    fn needs(&self) -> (bool, bool) {
         let fill_stats = self.cfg.fill.values().any(Fill::needs_stats);
         let iqr = self.cfg.outliers.values().any(|r| r.method.as_deref() == Some("iqr"));
-        let last = matches!(&self.cfg.dedupe, Some(Dedupe::On { keep: Keep::Last, .. }));
-        (fill_stats, iqr, last)
+        (fill_stats, iqr)
+    }
+
+    /// Which duplicate survives, when dedupe is on.
+    fn dedupe_keep(&self) -> Option<Keep> {
+        match &self.cfg.dedupe {
+            None | Some(Dedupe::Exact(false)) => None,
+            Some(Dedupe::Exact(true)) => Some(Keep::First),
+            Some(Dedupe::On { keep, .. }) => Some(*keep),
+        }
     }
 
     fn pass(&self) -> Pass<'_> {
@@ -338,7 +366,7 @@ impl Clean {
 
     fn run_blocking(&self, cx: &StepContext) -> Result<StepOutput> {
         let input = cx.single_input()?.clone();
-        let (fill_stats, iqr, keep_last) = self.needs();
+        let (fill_stats, iqr) = self.needs();
 
         // First passes: statistics for later operations.
         let mut stats: BTreeMap<String, Sample> = BTreeMap::new();
@@ -384,27 +412,59 @@ impl Clean {
                 }
             }
         }
-        let mut last_seen = None;
-        if keep_last {
-            let mut pass = self.pass();
-            pass.set_fill_stats(&fill_values);
-            pass.bounds.extend(iqr_bounds.clone());
-            let mut seen = LastSeen::default();
-            let mut row = 0u64;
-            for_each_batch(&input, cx, |b, _| {
-                let p = pass.run(b, Stop::BeforeDedupe, None)?;
-                let h = pass.hasher_for(&p.main)?.hashes(&p.main)?;
-                seen.observe(&h, row);
-                row += p.main.num_rows() as u64;
-                Ok(())
-            })?;
-            last_seen = Some(seen);
+        // Dedupe: keep-first in memory needs nothing more; keep-last in
+        // memory and any spilled dedupe decide in a pass of their own.
+        let mut decided = None;
+        let mut first_seen = FirstSeen::default();
+        if let Some(keep) = self.dedupe_keep() {
+            let budget = match &self.cfg.dedupe_memory {
+                Some(m) => parse_size(m).map_err(anyhow::Error::msg)?,
+                None => DEFAULT_BUDGET,
+            };
+            let plan = plan(crate::data::artifact::row_count(&input)?, keep, budget);
+            let spill_dir = cx.artifact_dir().join(".dedupe-spill");
+            let mut seen = match (plan, keep) {
+                (Plan::InMemory { rows }, Keep::First) => {
+                    first_seen = FirstSeen::with_capacity(rows);
+                    None
+                }
+                (Plan::InMemory { rows }, Keep::Last) => Some(Err(LastSeen::with_capacity(rows))),
+                (Plan::Spill { bits }, _) => {
+                    cx.log.note(&format!(
+                        "dedupe: the input's rows need more than dedupe_memory ({budget} bytes); spilling row hashes to {} partitions",
+                        1u32 << bits
+                    ));
+                    Some(Ok(SpillWriter::create(&spill_dir, bits, budget)?))
+                }
+            };
+            if let Some(seen) = &mut seen {
+                let mut pass = self.pass();
+                pass.set_fill_stats(&fill_values);
+                pass.bounds.extend(iqr_bounds.clone());
+                let mut row = 0u64;
+                for_each_batch(&input, cx, |b, _| {
+                    let p = pass.run(b, Stop::BeforeDedupe, None)?;
+                    let h = pass.hasher_for(&p.main)?.hashes(&p.main)?;
+                    match seen {
+                        Ok(spill) => spill.add(&h)?,
+                        Err(last) => last.observe(&h, row),
+                    }
+                    row += p.main.num_rows() as u64;
+                    Ok(())
+                })?;
+            }
+            decided = match seen {
+                None => None,
+                Some(Err(last)) => Some(Decided::Last(last)),
+                Some(Ok(spill)) => Some(Decided::Kept(spill.resolve(keep)?)),
+            };
         }
 
         // The final pass writes the outputs.
         let mut pass = self.pass();
         pass.set_fill_stats(&fill_values);
         pass.bounds.extend(iqr_bounds);
+        pass.first_seen = first_seen;
         let dir = cx.artifact_dir();
         let mut main: Option<DatasetWriter> = None;
         let mut apart: Vec<Option<DatasetWriter>> = self.keep_apart.iter().map(|_| None).collect();
@@ -415,7 +475,7 @@ impl Clean {
         let mut last_schema = None;
         for_each_batch(&input, cx, |b, first_row| {
             rows_in += b.num_rows() as u64;
-            let p = pass.run(b, Stop::End, last_seen.as_ref().map(|s| (s, &mut dedupe_row)))?;
+            let p = pass.run(b, Stop::End, decided.as_ref().map(|s| (s, &mut dedupe_row)))?;
             for (row, col, reason) in &p.bad {
                 let values = row_values(&p.precast, *row);
                 quarantine.add(
@@ -552,7 +612,7 @@ impl Pass<'_> {
     }
 
     /// Runs the operations on one batch, up to `stop`.
-    fn run(&mut self, b: &RecordBatch, stop: Stop, last: Option<(&LastSeen, &mut u64)>) -> Result<Processed> {
+    fn run(&mut self, b: &RecordBatch, stop: Stop, decided: Option<(&Decided, &mut u64)>) -> Result<Processed> {
         let cfg = self.step.cfg.clone();
         let mut b = rename_select(b, &cfg)?;
         b = text_ops(&b, &cfg)?;
@@ -630,14 +690,21 @@ impl Pass<'_> {
         if stop == Stop::BeforeDedupe || cfg.dedupe.is_none() || matches!(cfg.dedupe, Some(Dedupe::Exact(false))) {
             return Ok(Processed { apart, bad, ..done(b) });
         }
-        let hashes = self.hasher_for(&b)?.hashes(&b)?;
-        let mask = match last {
-            Some((seen, row)) => {
-                let m = seen.mask(&hashes, *row);
+        let mask = match decided {
+            Some((Decided::Kept(kept), row)) => {
+                let m = kept.mask(*row, b.num_rows());
                 *row += b.num_rows() as u64;
                 m
             }
-            None => self.first_seen.mask(&hashes),
+            Some((Decided::Last(seen), row)) => {
+                let m = seen.mask(&self.hasher_for(&b)?.hashes(&b)?, *row);
+                *row += b.num_rows() as u64;
+                m
+            }
+            None => {
+                let hashes = self.hasher_for(&b)?.hashes(&b)?;
+                self.first_seen.mask(&hashes)
+            }
         };
         let before = b.num_rows();
         b = filter(&b, &mask)?;
@@ -899,6 +966,75 @@ max_bad_rows = 1
         assert_eq!(k, [2, 1, 3, 5]);
         assert_eq!(v, [2.5, 3.0, 2.0, 2.5]);
         assert_eq!(out.output.metrics.rows_filtered, 2);
+    }
+
+    /// Batches with many exact and keyed duplicates, spread over batches.
+    fn duplicated(seed: u64) -> Vec<RecordBatch> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Utf8, true),
+            Field::new("q", DataType::Int64, true),
+        ]));
+        (0..5)
+            .map(|_| {
+                let n = rng.usize(1..3000);
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from_iter((0..n).map(|_| Some(rng.i64(0..400))))),
+                        Arc::new(StringArray::from_iter((0..n).map(|_| match rng.u8(0..8) {
+                            0 => None,
+                            v => Some(format!("v{v}")),
+                        }))),
+                        Arc::new(Int64Array::from_iter((0..n).map(|_| Some(rng.i64(-3..3))))),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn spilled_dedupe_equals_the_in_memory_one() {
+        for (seed, dedupe) in [
+            (1, "dedupe = true"),
+            (2, "dedupe = { on = [\"k\", \"v\"] }"),
+            (3, "dedupe = { on = [\"k\"], keep = \"last\" }"),
+        ] {
+            let mut outs = Vec::new();
+            for memory in ["", "dedupe_memory = \"1KB\"\n", "dedupe_memory = \"40KB\"\n"] {
+                let mut h = Harness::new("clean");
+                h.input("x", &duplicated(seed));
+                let config = format!("{memory}filter = [\"q <> 0\"]\n{dedupe}\n");
+                let out = h.run(&KIND, &config).await.unwrap();
+                assert!(
+                    !h.path().join(".dedupe-spill").exists()
+                        && std::fs::read_dir(h.cx.artifact_dir()).unwrap().all(|e| !e
+                            .unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with(".dedupe")),
+                    "the spill files are removed"
+                );
+                assert_eq!(
+                    out.log.contains("spilling row hashes"),
+                    !memory.is_empty(),
+                    "{}",
+                    out.log
+                );
+                let rows: Vec<RecordBatch> = out.datasets["default"].clone();
+                let all = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+                outs.push((
+                    all,
+                    out.output.metrics.extra["duplicates"].clone(),
+                    out.output.metrics.rows_filtered,
+                ));
+            }
+            assert!(outs[0].1.as_u64().unwrap() > 100, "{dedupe}: the data has duplicates");
+            assert_eq!(outs[0], outs[1], "{dedupe}: 1KB budget (spilled)");
+            assert_eq!(outs[0], outs[2], "{dedupe}: 40KB budget (spilled)");
+        }
     }
 
     #[tokio::test]
