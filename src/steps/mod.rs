@@ -252,6 +252,7 @@ impl Registry {
         r.register(shell::KIND);
         r.register(transform::clean::KIND);
         r.register(transform::join::KIND);
+        r.register(transform::normalize::KIND);
         r
     }
 
