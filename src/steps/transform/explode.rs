@@ -191,7 +191,7 @@ impl Explode {
                 continue;
             };
             let items: Vec<&str> = cell.split(cfg.separator.as_str()).collect();
-            if items.len() % width != 0 {
+            if !items.len().is_multiple_of(width) {
                 bad.push((
                     row,
                     format!(
