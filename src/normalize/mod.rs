@@ -12,7 +12,7 @@
 //! - [`ddl`]: CREATE TABLE statements per SQL dialect;
 //! - [`fd`]: functional dependency discovery (TANE) and 3NF synthesis.
 
-// ddl (next)
+pub mod ddl;
 // fd (next)
 pub mod mask;
 pub mod model;
