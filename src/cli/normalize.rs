@@ -120,7 +120,7 @@ fn ddl(cli: &Cli, a: &DdlArgs) -> Result<ExitCode> {
             ..Default::default()
         };
         for e in split(&plan, &flat, &opts)?.entities {
-            tables.insert(e.name.clone(), table_info(&[e.batch.clone()], &e.batch.schema()));
+            tables.insert(e.name.clone(), table_info(std::slice::from_ref(&e.batch), &e.batch.schema()));
         }
     } else {
         let (dag, task) = match &a.from {
