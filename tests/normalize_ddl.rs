@@ -56,7 +56,12 @@ fn tables() -> (Plan, BTreeMap<String, TableInfo>) {
     let t = s
         .entities
         .iter()
-        .map(|e| (e.name.clone(), table_info(std::slice::from_ref(&e.batch), &e.batch.schema())))
+        .map(|e| {
+            (
+                e.name.clone(),
+                table_info(std::slice::from_ref(&e.batch), &e.batch.schema()),
+            )
+        })
         .collect();
     (plan, t)
 }

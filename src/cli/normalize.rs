@@ -22,6 +22,27 @@ pub enum NormalizeCommand {
     /// Write CREATE TABLE statements (keys, types, Redshift distribution)
     /// for the entities of a `transform.normalize` job, under sql/.
     Ddl(DdlArgs),
+    /// Discover the functional dependencies of a table (TANE, exact or
+    /// approximate), its candidate keys, and a proposed 3NF schema with a
+    /// ready job file.
+    Infer(InferArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// A CSV (header, `.gz` allowed) or Parquet file, or DAG.TASK for the
+    /// latest successful output of a task.
+    source: String,
+    /// The largest share of rows an FD may break (g3 error) and still be
+    /// reported, as approximate: 0.01 = 1%. Default 0: exact FDs only.
+    #[arg(long, default_value_t = 0.0)]
+    error: f64,
+    /// The largest left side, in columns (default: no limit).
+    #[arg(long)]
+    max_lhs: Option<usize>,
+    /// With DAG.TASK: which output of the task (default: its first).
+    #[arg(long)]
+    output: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -48,7 +69,64 @@ pub struct DdlArgs {
 pub fn normalize(cli: &Cli, cmd: &NormalizeCommand) -> Result<ExitCode> {
     match cmd {
         NormalizeCommand::Ddl(a) => ddl(cli, a),
+        NormalizeCommand::Infer(a) => infer(cli, a),
     }
+}
+
+fn infer(cli: &Cli, a: &InferArgs) -> Result<ExitCode> {
+    use crate::normalize::fd::{proposal::propose, table::Encoded, tane};
+    if !(0.0..1.0).contains(&a.error) {
+        bail!(
+            "--error is a share of rows between 0 and 1 (0.01 = 1%), not {}",
+            a.error
+        );
+    }
+    let path = PathBuf::from(&a.source);
+    let started = std::time::Instant::now();
+    let table = if path.is_file() {
+        let name = path.to_string_lossy().to_lowercase();
+        if name.ends_with(".parquet") {
+            let reader = open_path(&path, DEFAULT_BATCH_ROWS)?;
+            let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            Encoded::from_batches(&schema, &batches)?
+        } else {
+            Encoded::from_csv(&path)?
+        }
+    } else if let Some((dag, task)) = a.source.split_once('.').filter(|_| !a.source.contains('/')) {
+        let outputs = latest_outputs(cli, dag, task)?;
+        let d = match &a.output {
+            Some(o) => outputs
+                .iter()
+                .find(|d| &d.name == o)
+                .with_context(|| format!("task `{task}` has no output `{o}`"))?,
+            None => &outputs[0],
+        };
+        let (schema, batches) = read_all(d)?;
+        Encoded::from_batches(&schema, &batches)?
+    } else {
+        bail!("{}: no such file, and not DAG.TASK", a.source);
+    };
+    let read = started.elapsed();
+    let fds = tane::discover(
+        &table,
+        tane::Options {
+            max_error: a.error,
+            max_lhs: a.max_lhs,
+        },
+    );
+    let p = propose(&table, &fds);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print!("{}", p.text());
+    }
+    eprintln!(
+        "read {:.3}s, discovery and synthesis {:.3}s",
+        read.as_secs_f64(),
+        (started.elapsed() - read).as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads a normalize job file.
@@ -120,7 +198,10 @@ fn ddl(cli: &Cli, a: &DdlArgs) -> Result<ExitCode> {
             ..Default::default()
         };
         for e in split(&plan, &flat, &opts)?.entities {
-            tables.insert(e.name.clone(), table_info(std::slice::from_ref(&e.batch), &e.batch.schema()));
+            tables.insert(
+                e.name.clone(),
+                table_info(std::slice::from_ref(&e.batch), &e.batch.schema()),
+            );
         }
     } else {
         let (dag, task) = match &a.from {

@@ -13,7 +13,7 @@
 //! - [`fd`]: functional dependency discovery (TANE) and 3NF synthesis.
 
 pub mod ddl;
-// fd (next)
+pub mod fd;
 pub mod mask;
 pub mod model;
 pub mod report;
