@@ -17,9 +17,9 @@
 //!   distribution key (merge joins with the dimension), a dimension on its
 //!   primary key.
 //!
-//! Text columns are VARCHAR(n) in Redshift, n the longest value seen in
-//! bytes rounded up to a power of two (at least 16, at most 65535), 256
-//! without data. PostgreSQL and SQLite use TEXT. Types of SQLite columns
+//! Text columns are VARCHAR(n) in Redshift: twice the longest value seen
+//! (bytes), rounded up to a power of two, at least 256 and at most 65535
+//! (the data seen is often one day: later days hold longer values). PostgreSQL and SQLite use TEXT. Types of SQLite columns
 //! match what `load.sqlite` creates, so loads fit the generated tables.
 
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ fn sql_type(dt: &DataType, dialect: Dialect, max_len: Option<usize>) -> String {
         (_, Timestamp(_, Some(_))) => s("TIMESTAMPTZ"),
         (_, Timestamp(_, None)) => s("TIMESTAMP"),
         (Dialect::Redshift, _) => {
-            let n = max_len.map_or(256, |n| n.max(16).next_power_of_two().min(65535));
+            let n = max_len.map_or(256, |n| (n * 2).next_power_of_two().clamp(256, 65535));
             format!("VARCHAR({n})")
         }
         (_, _) => s("TEXT"),
@@ -350,8 +350,8 @@ mod tests {
 
     #[test]
     fn text_lengths_round_up() {
-        assert_eq!(sql_type(&DataType::Utf8, Dialect::Redshift, Some(33)), "VARCHAR(64)");
-        assert_eq!(sql_type(&DataType::Utf8, Dialect::Redshift, Some(3)), "VARCHAR(16)");
+        assert_eq!(sql_type(&DataType::Utf8, Dialect::Redshift, Some(200)), "VARCHAR(512)");
+        assert_eq!(sql_type(&DataType::Utf8, Dialect::Redshift, Some(3)), "VARCHAR(256)");
         assert_eq!(
             sql_type(&DataType::Utf8, Dialect::Redshift, Some(70000)),
             "VARCHAR(65535)"
