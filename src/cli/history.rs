@@ -121,6 +121,14 @@ pub fn show(cli: &Cli, run_id: &str) -> Result<ExitCode> {
         ],
         &rows,
     );
+    // Kind-specific findings (normalize: dependency violations, orphans).
+    for t in &tasks {
+        if let Some(m) = t.metrics.as_ref() {
+            crate::normalize::report::show_lines(&t.task_id, m)
+                .iter()
+                .for_each(|l| println!("{l}"));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

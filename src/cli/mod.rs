@@ -5,6 +5,7 @@
 mod graph;
 mod history;
 mod locate;
+mod normalize;
 mod preview;
 mod run;
 mod table;
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Normalization tools: DDL for a normalize job, dependency discovery.
+    #[command(subcommand)]
+    Normalize(normalize::NormalizeCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
+        Command::Normalize(ref cmd) => normalize::normalize(&cli, cmd),
     };
     match result {
         Ok(code) => code,

@@ -251,7 +251,9 @@ impl Registry {
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);
+        r.register(transform::explode::KIND);
         r.register(transform::join::KIND);
+        r.register(transform::normalize::KIND);
         r
     }
 

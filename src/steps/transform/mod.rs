@@ -2,4 +2,6 @@
 //! extract and load.
 
 pub mod clean;
+pub mod explode;
 pub mod join;
+pub mod normalize;

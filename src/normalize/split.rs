@@ -1,0 +1,497 @@
+//! The split: one flat batch into one deduplicated batch per entity.
+//!
+//! For each entity, rows are grouped by a 128-bit hash of the key columns
+//! (as `dedupe` does); within a key, each distinct combination of attribute
+//! values is a *variant*, with its row count and its first and last row.
+//! A key with more than one variant breaks key -> attributes; the entity's
+//! `on_violation` decides which variant survives (or fails the task, or
+//! quarantines the key's rows). Entity rows come out in the order their
+//! key first appears in the input.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use super::mask::PiiColumns;
+use super::model::{EntityPlan, OnViolation, Plan};
+use super::surrogate::SurrogateKeys;
+use crate::data::ops::dedupe::RowHasher;
+
+/// Settings of one split.
+#[derive(Debug, Clone, Default)]
+pub struct SplitOptions {
+    /// Seeds every surrogate key (see [`super::surrogate`]).
+    pub surrogate_salt: String,
+    /// Violating keys (and orphans) shown as examples per entity.
+    pub examples: usize,
+    pub pii: PiiColumns,
+}
+
+/// One entity's output.
+#[derive(Debug)]
+pub struct EntityOutput {
+    pub name: String,
+    pub batch: RecordBatch,
+    /// Rows (not quarantined) with a NULL in a key column.
+    pub null_keys: u64,
+    /// Rows folded into an earlier row of the same key.
+    pub folded: u64,
+}
+
+/// The keys of one entity that carry several attribute values.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Violation {
+    pub entity: String,
+    pub policy: &'static str,
+    /// Keys with more than one set of attribute values.
+    pub keys: u64,
+    /// Input rows of those keys.
+    pub rows: u64,
+    /// Rows whose values lost to the kept ones (first, last, most_frequent).
+    pub rows_overridden: u64,
+    /// `{ key: {...}, values: [{ values: {...}, rows: n }, ...] }`, PII masked.
+    pub examples: Vec<serde_json::Value>,
+}
+
+/// A foreign key checked against the referenced entity's keys.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForeignKeyCheck {
+    pub entity: String,
+    pub columns: Vec<String>,
+    pub references: String,
+    pub orphans: u64,
+    pub examples: Vec<serde_json::Value>,
+}
+
+/// What a split produced.
+#[derive(Debug)]
+pub struct Split {
+    pub entities: Vec<EntityOutput>,
+    /// Quarantined input rows (0-based index in the flat input) with reasons.
+    pub quarantine: Vec<(usize, String)>,
+    pub violations: Vec<Violation>,
+    pub foreign_keys: Vec<ForeignKeyCheck>,
+    /// Input rows that were not quarantined.
+    pub rows_used: u64,
+}
+
+const NONE: u32 = u32::MAX;
+
+struct Variant {
+    attrs: u128,
+    count: u32,
+    first: u32,
+    last: u32,
+}
+
+struct Group {
+    key: u128,
+    variants: Vec<Variant>,
+}
+
+impl Group {
+    fn rows(&self) -> u64 {
+        self.variants.iter().map(|v| v.count as u64).sum()
+    }
+}
+
+/// The rows of one entity grouped by key.
+struct Grouping {
+    /// The group of each input row (NONE: NULL in the key).
+    row_group: Vec<u32>,
+    groups: Vec<Group>,
+    null_keys: u64,
+}
+
+fn hasher(schema: &Schema, cols: &[String]) -> Result<Option<RowHasher>> {
+    if cols.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RowHasher::new(schema, cols)?))
+}
+
+fn group(e: &EntityPlan, flat: &RecordBatch) -> Result<Grouping> {
+    let n = flat.num_rows();
+    let key_cols: Vec<String> = e
+        .spec
+        .key
+        .iter()
+        .filter(|c| Some(*c) != e.spec.line_number.as_ref())
+        .cloned()
+        .collect();
+    let key_h = match hasher(flat.schema_ref(), &key_cols)? {
+        Some(h) => h.hashes(flat)?,
+        None => vec![0; n],
+    };
+    let attr_h = match hasher(flat.schema_ref(), &e.spec.attributes)? {
+        Some(h) if e.spec.line_number.is_none() => h.hashes(flat)?,
+        _ => vec![0; n],
+    };
+    let key_arrays: Vec<&ArrayRef> = key_cols
+        .iter()
+        .map(|c| flat.column_by_name(c).expect("checked"))
+        .collect();
+    let mut index: HashMap<u128, u32> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut row_group = vec![NONE; n];
+    let mut null_keys = 0;
+    for row in 0..n {
+        if key_arrays.iter().any(|a| a.is_null(row)) {
+            null_keys += 1;
+            continue;
+        }
+        let g = *index.entry(key_h[row]).or_insert_with(|| {
+            groups.push(Group {
+                key: key_h[row],
+                variants: Vec::new(),
+            });
+            (groups.len() - 1) as u32
+        });
+        row_group[row] = g;
+        let grp = &mut groups[g as usize];
+        let r = row as u32;
+        match grp.variants.iter_mut().find(|v| v.attrs == attr_h[row]) {
+            Some(v) => {
+                v.count += 1;
+                v.last = r;
+            }
+            None => grp.variants.push(Variant {
+                attrs: attr_h[row],
+                count: 1,
+                first: r,
+                last: r,
+            }),
+        }
+    }
+    Ok(Grouping {
+        row_group,
+        groups,
+        null_keys,
+    })
+}
+
+fn text(col: &ArrayRef, row: usize) -> Option<String> {
+    if col.is_null(row) {
+        return None;
+    }
+    ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())
+        .ok()
+        .map(|f| f.value(row).to_string())
+}
+
+fn values_json(flat: &RecordBatch, cols: &[String], row: usize, pii: &PiiColumns) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for c in cols {
+        let col = flat.column_by_name(c).expect("checked");
+        m.insert(c.clone(), pii.show(c, text(col, row)));
+    }
+    serde_json::Value::Object(m)
+}
+
+fn describe_key(flat: &RecordBatch, cols: &[String], row: usize, pii: &PiiColumns) -> String {
+    cols.iter()
+        .map(|c| {
+            let v = pii.show(c, text(flat.column_by_name(c).expect("checked"), row));
+            format!("{c}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn violations_of(e: &EntityPlan, g: &Grouping, flat: &RecordBatch, opts: &SplitOptions) -> Option<Violation> {
+    if e.spec.line_number.is_some() {
+        return None;
+    }
+    let bad: Vec<&Group> = g.groups.iter().filter(|g| g.variants.len() > 1).collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let mut v = Violation {
+        entity: e.name.clone(),
+        policy: e.spec.on_violation.name(),
+        keys: bad.len() as u64,
+        rows: bad.iter().map(|g| g.rows()).sum(),
+        rows_overridden: 0,
+        examples: Vec::new(),
+    };
+    if matches!(
+        e.spec.on_violation,
+        OnViolation::First | OnViolation::Last | OnViolation::MostFrequent
+    ) {
+        v.rows_overridden = bad
+            .iter()
+            .map(|g| g.rows() - g.variants[choose(g, e.spec.on_violation).0].count as u64)
+            .sum();
+    }
+    for g in bad.iter().take(opts.examples) {
+        let mut variants: Vec<&Variant> = g.variants.iter().collect();
+        variants.sort_by_key(|v| (std::cmp::Reverse(v.count), v.first));
+        v.examples.push(serde_json::json!({
+            "key": values_json(flat, &e.spec.key, g.variants[0].first as usize, &opts.pii),
+            "values": variants.iter().map(|x| serde_json::json!({
+                "values": values_json(flat, &e.spec.attributes, x.first as usize, &opts.pii),
+                "rows": x.count,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Some(v)
+}
+
+/// The surviving variant of a group and the row that represents it.
+fn choose(g: &Group, policy: OnViolation) -> (usize, u32) {
+    let pick = match policy {
+        OnViolation::Last => (0..g.variants.len()).max_by_key(|&i| g.variants[i].last),
+        OnViolation::MostFrequent => {
+            (0..g.variants.len()).max_by_key(|&i| (g.variants[i].count, std::cmp::Reverse(g.variants[i].first)))
+        }
+        _ => (0..g.variants.len()).min_by_key(|&i| g.variants[i].first),
+    }
+    .expect("a group has a variant");
+    let v = &g.variants[pick];
+    (pick, if policy == OnViolation::Last { v.last } else { v.first })
+}
+
+/// Checks that every entity's columns exist in the input.
+fn check_columns(plan: &Plan, schema: &Schema) -> Result<()> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for e in &plan.entities {
+        for c in e.input_columns() {
+            if !names.contains(&c.as_str()) {
+                bail!(
+                    "entity `{}`: no column `{c}` in the input ({})",
+                    e.name,
+                    crate::spec::diagnostic::unknown_name_hint(&c, &names)
+                );
+            }
+        }
+        for c in e.spec.surrogate_key.iter().chain(&e.spec.line_number) {
+            if names.contains(&c.as_str()) {
+                bail!(
+                    "entity `{}`: `{c}` is generated but the input already has a column `{c}`; rename one",
+                    e.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `flat` into the plan's entities.
+pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Split> {
+    check_columns(plan, flat.schema_ref())?;
+    let mut groupings: Vec<Grouping> = plan.entities.iter().map(|e| group(e, flat)).collect::<Result<_>>()?;
+    let violations: Vec<Violation> = plan
+        .entities
+        .iter()
+        .zip(&groupings)
+        .filter_map(|(e, g)| violations_of(e, g, flat, opts))
+        .collect();
+    if let Some(v) = violations.iter().find(|v| v.policy == "fail") {
+        bail!(
+            "entity `{}`: {} keys have several values of their attributes ({} rows), e.g. {}; \
+             choose `on_violation = \"first\" | \"last\" | \"most_frequent\" | \"quarantine\"`, \
+             or move the varying columns to another entity",
+            v.entity,
+            v.keys,
+            v.rows,
+            v.examples.first().map(|x| x.to_string()).unwrap_or_default()
+        );
+    }
+
+    // Quarantine: every row of a violating key leaves the input, then the
+    // remaining rows are grouped again.
+    let mut quarantine: Vec<(usize, String)> = Vec::new();
+    let mut out_of: Vec<bool> = vec![false; flat.num_rows()];
+    for (e, g) in plan.entities.iter().zip(&groupings) {
+        if e.spec.on_violation != OnViolation::Quarantine || e.spec.line_number.is_some() {
+            continue;
+        }
+        for (row, &gi) in g.row_group.iter().enumerate() {
+            if gi != NONE && g.groups[gi as usize].variants.len() > 1 && !out_of[row] {
+                out_of[row] = true;
+                quarantine.push((
+                    row,
+                    format!(
+                        "entity `{}`: key {} has {} different values of {}",
+                        e.name,
+                        describe_key(flat, &e.spec.key, row, &opts.pii),
+                        g.groups[gi as usize].variants.len(),
+                        e.spec.attributes.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    quarantine.sort_by_key(|(r, _)| *r);
+    let kept;
+    let flat = if quarantine.is_empty() {
+        flat
+    } else {
+        let mask: BooleanArray = out_of.iter().map(|q| Some(!q)).collect();
+        kept = arrow::compute::filter_record_batch(flat, &mask)?;
+        groupings = plan.entities.iter().map(|e| group(e, &kept)).collect::<Result<_>>()?;
+        &kept
+    };
+
+    let mut rows_of: HashMap<&str, Vec<u32>> = HashMap::new();
+    let mut entities = Vec::new();
+    for (e, g) in plan.entities.iter().zip(&groupings) {
+        let (rows, line_numbers) = representative_rows(e, g);
+        let batch = build(e, flat, &rows, line_numbers, opts)?;
+        let used = flat.num_rows() as u64 - g.null_keys;
+        entities.push(EntityOutput {
+            name: e.name.clone(),
+            folded: used - batch.num_rows() as u64,
+            batch,
+            null_keys: g.null_keys,
+        });
+        rows_of.insert(e.name.as_str(), rows);
+    }
+    let foreign_keys = check_foreign_keys(plan, flat, &groupings, &rows_of, opts)?;
+    Ok(Split {
+        entities,
+        quarantine,
+        violations,
+        foreign_keys,
+        rows_used: flat.num_rows() as u64,
+    })
+}
+
+/// The input row behind each entity row, and line numbers for line entities.
+fn representative_rows(e: &EntityPlan, g: &Grouping) -> (Vec<u32>, Option<Vec<i64>>) {
+    if e.spec.line_number.is_some() {
+        let mut next = vec![0i64; g.groups.len()];
+        let mut rows = Vec::new();
+        let mut numbers = Vec::new();
+        for (row, &gi) in g.row_group.iter().enumerate() {
+            if gi != NONE {
+                next[gi as usize] += 1;
+                rows.push(row as u32);
+                numbers.push(next[gi as usize]);
+            }
+        }
+        return (rows, Some(numbers));
+    }
+    let rows = g.groups.iter().map(|grp| choose(grp, e.spec.on_violation).1).collect();
+    (rows, None)
+}
+
+/// Assembles an entity's output columns from its representative rows.
+fn build(
+    e: &EntityPlan,
+    flat: &RecordBatch,
+    rows: &[u32],
+    line_numbers: Option<Vec<i64>>,
+    opts: &SplitOptions,
+) -> Result<RecordBatch> {
+    let idx = UInt32Array::from(rows.to_vec());
+    let taken =
+        |c: &str| -> Result<ArrayRef> { Ok(take(flat.column_by_name(c).expect("checked").as_ref(), &idx, None)?) };
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for name in e.output_columns() {
+        let (field, array) = if Some(&name) == e.spec.surrogate_key.as_ref() {
+            let natural = e.spec.key.iter().map(|c| taken(c)).collect::<Result<Vec<_>>>()?;
+            let arr = SurrogateKeys::new(&opts.surrogate_salt).column(&e.name, &natural)?;
+            (Field::new(&name, DataType::Int64, false), Arc::new(arr) as ArrayRef)
+        } else if Some(&name) == e.spec.line_number.as_ref() {
+            let nums = Int64Array::from(line_numbers.clone().unwrap_or_default());
+            (Field::new(&name, DataType::Int64, false), Arc::new(nums) as ArrayRef)
+        } else if let Some(fk) = e.foreign_keys.iter().find(|f| f.surrogate.as_ref() == Some(&name)) {
+            let natural = fk.columns.iter().map(|c| taken(c)).collect::<Result<Vec<_>>>()?;
+            let keys = SurrogateKeys::new(&opts.surrogate_salt);
+            let mut out = Vec::with_capacity(rows.len());
+            for r in 0..rows.len() {
+                if natural.iter().any(|a| a.is_null(r)) {
+                    out.push(None);
+                } else {
+                    out.push(Some(keys.key_of(&SurrogateKeys::encode(&natural, r)?)));
+                }
+            }
+            (
+                Field::new(&name, DataType::Int64, true),
+                Arc::new(Int64Array::from(out)) as ArrayRef,
+            )
+        } else {
+            let f = flat.schema().field_with_name(&name)?.clone();
+            let key = e.spec.key.contains(&name);
+            (f.with_nullable(!key), taken(&name)?)
+        };
+        fields.push(field);
+        cols.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).with_context(|| format!("assembling entity `{}`", e.name))
+}
+
+fn check_foreign_keys(
+    plan: &Plan,
+    flat: &RecordBatch,
+    groupings: &[Grouping],
+    rows_of: &HashMap<&str, Vec<u32>>,
+    opts: &SplitOptions,
+) -> Result<Vec<ForeignKeyCheck>> {
+    let mut out = Vec::new();
+    for e in &plan.entities {
+        for fk in &e.foreign_keys {
+            let ri = plan
+                .entities
+                .iter()
+                .position(|x| x.name == fk.references)
+                .expect("references an entity");
+            let known: HashSet<u128> = groupings[ri].groups.iter().map(|g| g.key).collect();
+            let rows = &rows_of[e.name.as_str()];
+            let idx = UInt32Array::from(rows.clone());
+            let cols: Vec<ArrayRef> = fk
+                .columns
+                .iter()
+                .map(|c| take(flat.column_by_name(c).expect("checked").as_ref(), &idx, None))
+                .collect::<Result<_, _>>()?;
+            let fields: Vec<Field> = fk
+                .columns
+                .iter()
+                .zip(&cols)
+                .map(|(c, a)| Field::new(c, a.data_type().clone(), true))
+                .collect();
+            let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols.clone())?;
+            let hashes = RowHasher::new(b.schema_ref(), &fk.columns)?.hashes(&b)?;
+            let orphan_rows = orphans(&hashes, &known, |r| cols.iter().any(|a| a.is_null(r)));
+            out.push(ForeignKeyCheck {
+                entity: e.name.clone(),
+                columns: fk.columns.clone(),
+                references: fk.references.clone(),
+                orphans: orphan_rows.len() as u64,
+                examples: orphan_rows
+                    .iter()
+                    .take(opts.examples)
+                    .map(|&r| values_json(&b, &fk.columns, r, &opts.pii))
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Rows whose foreign key hash is not among the referenced keys (rows with
+/// a NULL in the foreign key are not orphans).
+pub fn orphans(hashes: &[u128], known: &HashSet<u128>, is_null: impl Fn(usize) -> bool) -> Vec<usize> {
+    (0..hashes.len())
+        .filter(|&r| !is_null(r) && !known.contains(&hashes[r]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphans_skip_nulls_and_known_keys() {
+        let known: HashSet<u128> = [1, 2].into_iter().collect();
+        assert_eq!(orphans(&[1, 3, 2, 4], &known, |r| r == 3), vec![1]);
+    }
+}
