@@ -3,3 +3,4 @@
 
 pub mod clean;
 pub mod join;
+pub mod pii;
