@@ -5,6 +5,7 @@
 mod graph;
 mod history;
 mod locate;
+mod pii;
 mod preview;
 mod run;
 mod table;
@@ -66,6 +67,9 @@ enum Command {
         /// A step kind, e.g. `transform.clean`.
         kind: Option<String>,
     },
+    /// Find PII in data (`scan`), or read tokens back (`detokenize`).
+    #[command(subcommand)]
+    Pii(pii::PiiCommand),
     /// Draw a DAG.
     Graph {
         /// A DAG file, or the name of a DAG in the project's dags/ folder.
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
+        Command::Pii(ref cmd) => pii::pii(&cli, cmd),
     };
     match result {
         Ok(code) => code,

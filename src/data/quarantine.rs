@@ -2,7 +2,9 @@
 //!
 //! One NDJSON file per task and run (`<artifacts>/<task>/quarantine.ndjson`),
 //! each line: the source, the line number, the column, the reason and the
-//! row's values. Values of PII-declared columns are written as `<redacted>`.
+//! row's values. Values of PII-declared columns are written as `<redacted>`
+//! (and scrubbed from the reason); once any column is declared, values of
+//! other columns that look like PII by themselves are withheld too.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -74,7 +76,12 @@ impl Quarantine {
             .map(|(k, v)| {
                 let v = match v {
                     None => serde_json::Value::Null,
-                    Some(t) if self.redact.contains(k) => {
+                    // Once a DAG declares PII, values that look like PII
+                    // are withheld in any column: a malformed row shifts
+                    // values out of their declared columns.
+                    Some(t)
+                        if self.redact.contains(k) || (!self.redact.is_empty() && crate::pii::looks_like_pii(t)) =>
+                    {
                         withheld.push(t);
                         "<redacted>".into()
                     }
@@ -227,8 +234,22 @@ mod tests {
             [("email", Some("not-an@email")), ("age", Some("7"))],
         )
         .unwrap();
+        // A value shifted out of its declared column by a malformed row.
+        q.add(
+            "f.csv",
+            5,
+            None,
+            "row has 3 fields, the header has 2",
+            [
+                ("email", Some("x")),
+                ("age", Some("7")),
+                ("column_3", Some("4539578763621486")),
+            ],
+        )
+        .unwrap();
         let path = q.finish().unwrap().unwrap();
         let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains("4539578763621486"), "{text}");
         assert!(!text.contains("a@b.c"));
         assert!(!text.contains("not-an@email"), "{text}");
         assert!(text.contains("`<redacted>` is not a valid email"), "{text}");

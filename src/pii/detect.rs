@@ -259,9 +259,15 @@ pub fn is_phone(s: &str) -> bool {
         // A national number: UK 0xxxx xxxxxx (10-11 digits).
         return (10..=11).contains(&digits.len());
     }
-    // North American: 10 digits in a grouped shape (not a bare number,
-    // which is far more often an id).
-    digits.len() == 10 && has_sep
+    // North American: 10 digits grouped 3-3-4 (`(555) 123-4567`,
+    // `555.123.4567`); a bare number is far more often an id, and other
+    // groupings are dates and times (`2021-02-23 08`).
+    let groups: Vec<usize> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(str::len)
+        .collect();
+    digits.len() == 10 && has_sep && groups == [3, 3, 4]
 }
 
 /// A dotted-quad IPv4 address (each octet 0-255, no leading zeros).
@@ -444,7 +450,15 @@ mod tests {
         ] {
             assert!(is_phone(ok), "{ok}");
         }
-        for bad in ["5551234567", "12345", "2010-12-01", "17850", "1+2"] {
+        for bad in [
+            "5551234567",
+            "12345",
+            "2010-12-01",
+            "17850",
+            "1+2",
+            "2021-02-23 08",
+            "2021 0223 08",
+        ] {
             assert!(!is_phone(bad), "{bad}");
         }
         assert!(is_ipv4("192.168.0.1") && is_ipv4("255.255.255.255"));
