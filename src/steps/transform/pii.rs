@@ -571,8 +571,9 @@ fn apply_one(
         }
         Action::Pseudonymize { encoding, length, .. } => {
             let p = Pseudonymizer::new(keys.master(), *encoding, length.unwrap_or(pseudonym::DEFAULT_LENGTH));
+            let mut memo = pseudonym::Memo::new(&p);
             map_text(arr, |v, out| {
-                p.write(v.as_bytes(), out);
+                memo.write(v.as_bytes(), out);
                 true
             })?
         }
