@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod graph;
 pub mod normalize;
+pub mod pii;
 pub mod spec;
 pub mod steps;
 pub mod store;

@@ -6,6 +6,7 @@ mod graph;
 mod history;
 mod locate;
 mod normalize;
+mod pii;
 mod preview;
 mod run;
 mod table;
@@ -67,6 +68,9 @@ enum Command {
         /// A step kind, e.g. `transform.clean`.
         kind: Option<String>,
     },
+    /// Find PII in data (`scan`), or read tokens back (`detokenize`).
+    #[command(subcommand)]
+    Pii(pii::PiiCommand),
     /// Draw a DAG.
     Graph {
         /// A DAG file, or the name of a DAG in the project's dags/ folder.
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
         Command::Normalize(ref cmd) => normalize::normalize(&cli, cmd),
+        Command::Pii(ref cmd) => pii::pii(&cli, cmd),
     };
     match result {
         Ok(code) => code,

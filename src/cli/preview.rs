@@ -20,24 +20,56 @@ use crate::store::{RunState, TaskState};
 #[derive(Args, Debug)]
 pub struct PreviewArgs {
     /// A DAG file, or the name of a DAG in the project's dags/ folder.
-    dag: String,
+    pub(super) dag: String,
     /// The task whose output to show.
-    task: String,
+    pub(super) task: String,
     /// The logical date (default: today in the DAG's time zone).
     #[arg(long)]
-    date: Option<String>,
+    pub(super) date: Option<String>,
     /// Rows to show.
     #[arg(long, default_value_t = 10)]
-    rows: usize,
+    pub(super) rows: usize,
     /// Override a DAG variable: --var input=data/by-day (repeatable).
     #[arg(long = "var", value_name = "K=V")]
-    vars: Vec<String>,
+    pub(super) vars: Vec<String>,
     /// The environment.
     #[arg(long, env = "NIGHTJAR_ENV")]
-    env: Option<String>,
+    pub(super) env: Option<String>,
 }
 
 pub fn preview(cli: &Cli, args: &PreviewArgs) -> Result<ExitCode> {
+    let Some((_, run_id, outputs)) = task_outputs(cli, args)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    for d in &outputs {
+        let reader = open(d, args.rows.max(1))?;
+        let schema = reader.schema();
+        println!(
+            "output `{}` of {} ({} rows)",
+            d.name,
+            run_id,
+            d.rows.map_or("?".into(), |r| r.to_string())
+        );
+        for f in schema.fields() {
+            println!("  {:<24} {}", f.name(), f.data_type());
+        }
+        let batches: Vec<_> = reader.take(1).collect::<Result<_, _>>()?;
+        let first: Vec<_> = batches
+            .iter()
+            .map(|b| b.slice(0, b.num_rows().min(args.rows)))
+            .collect();
+        println!("{}", arrow::util::pretty::pretty_format_batches(&first)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a task (and what it needs) for the date when it has not succeeded
+/// yet, and returns its outputs (None, after saying so, when it has none).
+/// Shared with `nightjar pii scan DAG TASK`.
+pub(super) fn task_outputs(
+    cli: &Cli,
+    args: &PreviewArgs,
+) -> Result<Option<(crate::spec::Dag, String, Vec<crate::data::DatasetRef>)>> {
     let (project, dag) = locate::load_dag(cli, &args.dag)?;
     if !dag.tasks.iter().any(|t| t.id == args.task) {
         let ids: Vec<&str> = dag.tasks.iter().map(|t| t.id.as_str()).collect();
@@ -86,26 +118,8 @@ pub fn preview(cli: &Cli, args: &PreviewArgs) -> Result<ExitCode> {
                 .find(|x| x.id == args.task)
                 .map_or("", |x| x.kind.as_str())
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     }
-    for d in &t.outputs {
-        let reader = open(d, args.rows.max(1))?;
-        let schema = reader.schema();
-        println!(
-            "output `{}` of {} ({} rows)",
-            d.name,
-            report.run_id,
-            d.rows.map_or("?".into(), |r| r.to_string())
-        );
-        for f in schema.fields() {
-            println!("  {:<24} {}", f.name(), f.data_type());
-        }
-        let batches: Vec<_> = reader.take(1).collect::<Result<_, _>>()?;
-        let first: Vec<_> = batches
-            .iter()
-            .map(|b| b.slice(0, b.num_rows().min(args.rows)))
-            .collect();
-        println!("{}", arrow::util::pretty::pretty_format_batches(&first)?);
-    }
-    Ok(ExitCode::SUCCESS)
+    let outputs = t.outputs.clone();
+    Ok(Some((dag, report.run_id, outputs)))
 }

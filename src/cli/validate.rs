@@ -39,6 +39,7 @@ pub fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
             FileKind::Dag => match dag::load(file, &project, &registry) {
                 Ok((d, warnings)) => {
                     diags.extend(warnings);
+                    diags.extend(crate::pii::lint::warnings(&d));
                     // Point at the `name` line of both files, not at 1:1.
                     let here = name_origin(file);
                     if let Some(first) = dag_names.get(&d.name) {

@@ -2,7 +2,9 @@
 //!
 //! One NDJSON file per task and run (`<artifacts>/<task>/quarantine.ndjson`),
 //! each line: the source, the line number, the column, the reason and the
-//! row's values. Values of PII-declared columns are written as `<redacted>`.
+//! row's values. Values of PII-declared columns are written as `<redacted>`
+//! (and scrubbed from the reason); once any column is declared, values of
+//! other columns that look like PII by themselves are withheld too.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -66,22 +68,34 @@ impl Quarantine {
         reason: &str,
         values: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> std::io::Result<()> {
+        // Raw values of redacted columns, to scrub from the reason too
+        // (cast errors quote the value they could not read).
+        let mut withheld: Vec<&str> = Vec::new();
         let row = values
             .into_iter()
             .map(|(k, v)| {
                 let v = match v {
                     None => serde_json::Value::Null,
-                    Some(_) if self.redact.contains(k) => "<redacted>".into(),
+                    // Once a DAG declares PII, values that look like PII
+                    // are withheld in any column: a malformed row shifts
+                    // values out of their declared columns.
+                    Some(t)
+                        if self.redact.contains(k) || (!self.redact.is_empty() && crate::pii::looks_like_pii(t)) =>
+                    {
+                        withheld.push(t);
+                        "<redacted>".into()
+                    }
                     Some(t) => t.into(),
                 };
                 (k.to_string(), v)
             })
             .collect();
+        let reason = scrub(reason, &withheld);
         let rec = BadRow {
             source,
             line,
             column,
-            reason,
+            reason: &reason,
             row,
         };
         if self.out.is_none() {
@@ -107,6 +121,20 @@ impl Quarantine {
             None => Ok(None),
         }
     }
+}
+
+/// `text` with every occurrence of the `withheld` values replaced by
+/// `<redacted>` (longest first, so a value containing another goes whole).
+fn scrub(text: &str, withheld: &[&str]) -> String {
+    let mut vals: Vec<&str> = withheld.iter().copied().filter(|v| !v.trim().is_empty()).collect();
+    vals.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for v in vals {
+        if out.contains(v) {
+            out = out.replace(v, "<redacted>");
+        }
+    }
+    out
 }
 
 /// `max_bad_rows`: how many rejected rows a task tolerates, as a count
@@ -197,9 +225,35 @@ mod tests {
             [("email", Some("a@b.c")), ("age", Some("x"))],
         )
         .unwrap();
+        // A reason that quotes a PII value (as cast errors do) is scrubbed.
+        q.add(
+            "f.csv",
+            4,
+            Some("email"),
+            "`not-an@email` is not a valid email",
+            [("email", Some("not-an@email")), ("age", Some("7"))],
+        )
+        .unwrap();
+        // A value shifted out of its declared column by a malformed row.
+        q.add(
+            "f.csv",
+            5,
+            None,
+            "row has 3 fields, the header has 2",
+            [
+                ("email", Some("x")),
+                ("age", Some("7")),
+                ("column_3", Some("4539578763621486")),
+            ],
+        )
+        .unwrap();
         let path = q.finish().unwrap().unwrap();
         let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains("4539578763621486"), "{text}");
         assert!(!text.contains("a@b.c"));
+        assert!(!text.contains("not-an@email"), "{text}");
+        assert!(text.contains("`<redacted>` is not a valid email"), "{text}");
         assert!(text.contains("\"line\":3"));
+        assert!(text.contains("\"age\":\"7\""), "other columns are kept");
     }
 }

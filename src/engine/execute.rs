@@ -255,6 +255,7 @@ fn prepare(
         artifacts: ArtifactStore::new(state_dir.join("artifacts")),
         log,
         cancel: engine.cancel.child_token(),
+        pii: Arc::new(dag.pii.iter().cloned().collect()),
     };
     Ok(TaskJob {
         store: engine.store.clone(),

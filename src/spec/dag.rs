@@ -42,6 +42,9 @@ pub struct Dag {
     pub max_active_runs: u32,
     /// `[vars]`, unrendered (values may themselves be templates).
     pub vars: Table,
+    /// Columns declared as PII (`pii = [...]`): their values never reach a
+    /// quarantine file, a log line or an error message raw.
+    pub pii: Vec<String>,
     /// Tasks in file order.
     pub tasks: Vec<Task>,
 }
@@ -120,6 +123,10 @@ struct DagHeader {
     defaults: PolicyFile,
     #[serde(default)]
     vars: Table,
+    /// Columns that hold PII, in any task: quarantine files, logs and
+    /// errors never show their values.
+    #[serde(default)]
+    pii: Vec<String>,
     #[serde(default)]
     task: Vec<Table>,
 }
@@ -143,6 +150,7 @@ impl DagHeader {
             max_active_runs: None,
             defaults: PolicyFile::default(),
             vars: table.get("vars").and_then(Value::as_table).cloned().unwrap_or_default(),
+            pii: Vec::new(),
             task: tasks,
         }
     }
@@ -369,6 +377,7 @@ impl Loader<'_> {
             catchup: header.catchup,
             max_active_runs,
             vars: header.vars,
+            pii: header.pii,
             tasks,
         })
     }

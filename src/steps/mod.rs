@@ -60,6 +60,9 @@ pub struct StepContext {
     /// Cancelled when the run is interrupted; long-running steps may watch it
     /// to stop early and cleanly.
     pub cancel: CancellationToken,
+    /// Columns the DAG declares as PII (`pii = [...]`): never written raw to
+    /// a quarantine file, a log line or an error message.
+    pub pii: Arc<std::collections::BTreeSet<String>>,
 }
 
 impl StepContext {
@@ -68,9 +71,11 @@ impl StepContext {
         self.artifacts.task_dir(&self.dag, &self.run_id, &self.task)
     }
 
-    /// The quarantine file of this task (created on the first bad row).
+    /// The quarantine file of this task (created on the first bad row),
+    /// withholding the values of the DAG's PII columns.
     pub fn quarantine(&self) -> crate::data::quarantine::Quarantine {
         crate::data::quarantine::Quarantine::new(self.artifact_dir().join("quarantine.ndjson"))
+            .redacting(self.pii.iter().cloned())
     }
 
     /// A progress reporter for this task's reads and writes.
@@ -254,6 +259,7 @@ impl Registry {
         r.register(transform::explode::KIND);
         r.register(transform::join::KIND);
         r.register(transform::normalize::KIND);
+        r.register(transform::pii::KIND);
         r
     }
 

@@ -71,6 +71,7 @@ impl Harness {
             artifacts: ArtifactStore::new(dir.path().join(".nightjar/artifacts")),
             log,
             cancel: CancellationToken::new(),
+            pii: Default::default(),
         };
         Self {
             dir,

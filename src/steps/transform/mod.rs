@@ -5,3 +5,4 @@ pub mod clean;
 pub mod explode;
 pub mod join;
 pub mod normalize;
+pub mod pii;

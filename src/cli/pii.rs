@@ -1,0 +1,302 @@
+//! `nightjar pii scan FILE | DAG TASK` and `nightjar pii detokenize`.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use arrow::record_batch::RecordBatch;
+use clap::{Args, Subcommand};
+
+use super::preview::{PreviewArgs, task_outputs};
+use super::{Cli, table};
+use crate::data::artifact::{open, open_path};
+use crate::pii::columns::as_text;
+use crate::pii::key::KeySource;
+use crate::pii::scan::{ColumnReport, scan_column};
+use crate::pii::tokenize::Tokenizer;
+
+#[derive(Subcommand, Debug)]
+pub enum PiiCommand {
+    /// Which columns of a file (CSV, TSV, Parquet) or of a task's output
+    /// hold PII, how sure that is, masked examples, and a suggested
+    /// transform.pii job.
+    Scan(ScanArgs),
+    /// Turn `tok_...` tokens (from `action = "tokenize"`) back into values.
+    /// Needs the key the tokens were made with. Tokens come from the
+    /// arguments, else one per line on standard input.
+    Detokenize(DetokenizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// A data file, or a DAG (file or name) followed by one of its tasks.
+    target: String,
+    /// With a DAG: the task whose output to scan (it runs first for the
+    /// date if it has not succeeded).
+    task: Option<String>,
+    /// Rows sampled (from the start of the data).
+    #[arg(long, default_value_t = 10_000)]
+    rows: usize,
+    /// The CSV file has no header line (columns are named column_1, ...).
+    #[arg(long)]
+    no_header: bool,
+    /// With a DAG: the logical date.
+    #[arg(long)]
+    date: Option<String>,
+    /// With a DAG: override a variable (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    vars: Vec<String>,
+    #[arg(long, env = "NIGHTJAR_ENV")]
+    env: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetokenizeArgs {
+    /// Tokens (`tok_...`); none: read them from standard input.
+    tokens: Vec<String>,
+    /// The environment variable holding the key.
+    #[arg(long, default_value = "NIGHTJAR_PII_KEY", conflicts_with = "key_file")]
+    key_env: String,
+    /// A file holding the key instead (e.g. `.nightjar/pii.key`).
+    #[arg(long)]
+    key_file: Option<String>,
+    /// The `context` the tokenize action used, if any.
+    #[arg(long, default_value = "")]
+    context: String,
+}
+
+pub fn pii(cli: &Cli, cmd: &PiiCommand) -> Result<ExitCode> {
+    match cmd {
+        PiiCommand::Scan(a) => scan(cli, a),
+        PiiCommand::Detokenize(a) => detokenize(cli, a),
+    }
+}
+
+fn scan(cli: &Cli, a: &ScanArgs) -> Result<ExitCode> {
+    let batches = match &a.task {
+        None => read_file(Path::new(&a.target), a.rows, !a.no_header)?,
+        Some(task) => {
+            let args = PreviewArgs {
+                dag: a.target.clone(),
+                task: task.clone(),
+                date: a.date.clone(),
+                rows: a.rows,
+                vars: a.vars.clone(),
+                env: a.env.clone(),
+            };
+            let Some((_, _, outputs)) = task_outputs(cli, &args)? else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let d = outputs.first().context("the task has no output")?;
+            take_rows(open(d, 8192)?, a.rows)?
+        }
+    };
+    let reports = scan_batches(&batches)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "columns": reports, "suggested_job": suggested_job(&reports)
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                r.column.clone(),
+                r.kind.map_or("-".into(), |k| k.to_string()),
+                if r.is_pii() && r.evidence != "name" {
+                    format!("{:.0}% of {}", r.rate * 100.0, r.sampled)
+                } else {
+                    format!("- of {}", r.sampled)
+                },
+                if r.evidence.is_empty() {
+                    "-".into()
+                } else {
+                    r.evidence.clone()
+                },
+                r.examples.join(" | "),
+            ]
+        })
+        .collect();
+    table::print(&["COLUMN", "PII", "MATCH RATE", "EVIDENCE", "EXAMPLES (MASKED)"], &rows);
+    match suggested_job(&reports) {
+        Some(job) => println!("\nSuggested job (jobs/<name>/pii.toml):\n\n{job}"),
+        None => println!(
+            "\nNo PII found in {} sampled rows.",
+            batches.iter().map(|b| b.num_rows()).sum::<usize>()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Scans every column of the sampled batches.
+pub fn scan_batches(batches: &[RecordBatch]) -> Result<Vec<ColumnReport>> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let schema = first.schema();
+    let mut out = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let cols = batches
+            .iter()
+            .map(|b| as_text(b.column(i)))
+            .collect::<Result<Vec<_>>>()?;
+        out.push(scan_column(f.name(), cols.iter().flat_map(|c| c.iter())));
+    }
+    Ok(out)
+}
+
+/// A transform.pii job for the columns found.
+pub fn suggested_job(reports: &[ColumnReport]) -> Option<String> {
+    let actions: Vec<(String, String)> = reports
+        .iter()
+        .filter_map(|r| r.suggested_action().map(|a| (r.column.clone(), a)))
+        .collect();
+    if actions.is_empty() {
+        return None;
+    }
+    let mut job = String::from("kind = \"transform.pii\"\n");
+    if actions
+        .iter()
+        .any(|(_, a)| a.contains("pseudonymize") || a.contains("tokenize"))
+    {
+        job.push_str("key = { env = \"NIGHTJAR_PII_KEY\" }\n");
+    }
+    job.push_str("\n[columns]\n");
+    for (c, a) in actions {
+        let key = if c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+            c
+        } else {
+            format!("{c:?}")
+        };
+        job.push_str(&format!("{key} = {a}\n"));
+    }
+    Some(job)
+}
+
+/// The first `rows` rows of a CSV/TSV (all columns as text) or Parquet file.
+pub fn read_file(path: &Path, rows: usize, header: bool) -> Result<Vec<RecordBatch>> {
+    let name = path.to_string_lossy().to_lowercase();
+    if name.ends_with(".parquet") {
+        return take_rows(open_path(path, 8192)?, rows);
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = crate::data::formats::decompress(&name, Box::new(file));
+    let delimiter = if name.trim_end_matches(".gz").ends_with(".tsv") {
+        b'\t'
+    } else {
+        b','
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(reader);
+    let mut records = csv.records();
+    let mut names: Vec<String> = Vec::new();
+    if header {
+        match records.next() {
+            Some(r) => {
+                names = r?
+                    .iter()
+                    .map(|s| s.trim_start_matches('\u{feff}').to_string())
+                    .collect()
+            }
+            None => bail!("{} is empty", path.display()),
+        }
+    }
+    let mut cells: Vec<Vec<Option<String>>> = Vec::new();
+    for (n, rec) in records.enumerate() {
+        if n >= rows {
+            break;
+        }
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
+        while names.len() < rec.len() {
+            names.push(format!("column_{}", names.len() + 1));
+        }
+        while cells.len() < names.len() {
+            cells.push(vec![None; n]);
+        }
+        for (i, c) in cells.iter_mut().enumerate() {
+            c.push(rec.get(i).filter(|s| !s.is_empty()).map(str::to_string));
+        }
+    }
+    let fields: Vec<arrow::datatypes::Field> = names
+        .iter()
+        .map(|n| arrow::datatypes::Field::new(n, arrow::datatypes::DataType::Utf8, true))
+        .collect();
+    cells.resize(fields.len(), Vec::new());
+    let len = cells.iter().map(Vec::len).max().unwrap_or(0);
+    let arrays: Vec<arrow::array::ArrayRef> = cells
+        .into_iter()
+        .map(|mut c| {
+            c.resize(len, None);
+            std::sync::Arc::new(arrow::array::StringArray::from(c)) as arrow::array::ArrayRef
+        })
+        .collect();
+    Ok(vec![RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+    )?])
+}
+
+fn take_rows(
+    reader: impl Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>,
+    rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for b in reader {
+        if n >= rows {
+            break;
+        }
+        let b = b?;
+        let take = b.num_rows().min(rows - n);
+        n += take;
+        out.push(b.slice(0, take));
+    }
+    Ok(out)
+}
+
+fn detokenize(cli: &Cli, a: &DetokenizeArgs) -> Result<ExitCode> {
+    let source = KeySource {
+        env: a.key_file.is_none().then(|| a.key_env.clone()),
+        file: a.key_file.clone(),
+        generate: false,
+    };
+    let root = super::locate::project_root(cli, None)?;
+    let key = source.load(&root)?;
+    let mut t = Tokenizer::from_master(&key, &a.context);
+    let mut failed = 0usize;
+    let mut one = |tok: &str| {
+        let tok = tok.trim();
+        if tok.is_empty() {
+            return;
+        }
+        match t.detokenize(tok) {
+            Ok(v) => println!("{v}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{tok}: {e}");
+            }
+        }
+    };
+    if a.tokens.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            one(&line?);
+        }
+    } else {
+        for tok in &a.tokens {
+            one(tok);
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
