@@ -7,6 +7,7 @@ mod history;
 mod locate;
 mod preview;
 mod run;
+mod schedule;
 mod table;
 mod validate;
 
@@ -66,6 +67,14 @@ enum Command {
         /// A step kind, e.g. `transform.clean`.
         kind: Option<String>,
     },
+    /// The scheduler daemon: fires each DAG on its cron in its time zone
+    /// (or `schedule preview DAG` to see the fire times).
+    Schedule(schedule::ScheduleArgs),
+    /// Stop the scheduler from firing a DAG (runs in flight finish).
+    Pause { dag: String },
+    /// Let the scheduler fire a DAG again; missed intervals follow the
+    /// DAG's catch-up rule.
+    Unpause { dag: String },
     /// Draw a DAG.
     Graph {
         /// A DAG file, or the name of a DAG in the project's dags/ folder.
@@ -94,6 +103,9 @@ pub fn main() -> ExitCode {
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
+        Command::Schedule(ref args) => schedule::schedule(&cli, args),
+        Command::Pause { ref dag } => schedule::pause(&cli, dag, true),
+        Command::Unpause { ref dag } => schedule::pause(&cli, dag, false),
     };
     match result {
         Ok(code) => code,
