@@ -2,6 +2,7 @@
 //! family. Everything a command does goes through the library; these modules
 //! only read arguments and print.
 
+mod backfill;
 mod graph;
 mod history;
 mod locate;
@@ -67,6 +68,9 @@ enum Command {
         /// A step kind, e.g. `transform.clean`.
         kind: Option<String>,
     },
+    /// One run per logical date of a range: planned against the history,
+    /// resumable (the same command continues), polite to the scheduler.
+    Backfill(backfill::BackfillArgs),
     /// The scheduler daemon: fires each DAG on its cron in its time zone
     /// (or `schedule preview DAG` to see the fire times).
     Schedule(schedule::ScheduleArgs),
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
+        Command::Backfill(ref args) => backfill::backfill(&cli, args),
         Command::Schedule(ref args) => schedule::schedule(&cli, args),
         Command::Pause { ref dag } => schedule::pause(&cli, dag, true),
         Command::Unpause { ref dag } => schedule::pause(&cli, dag, false),

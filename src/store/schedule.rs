@@ -240,6 +240,18 @@ impl Store {
         })
     }
 
+    /// The creation time of the unfinished backfill `id`, if any.
+    pub fn open_backfill(&self, id: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT created_at FROM backfills WHERE id = ?1 AND finished_at IS NULL",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
     pub fn finish_backfill(&self, id: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
