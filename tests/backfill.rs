@@ -180,3 +180,153 @@ fn retail_year_backfill_then_only_failed_equals_a_single_full_load() {
         assert!(b == f, "{table}: the backfilled warehouse differs from the full load");
     }
 }
+
+mod planning {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::NaiveDate;
+    use nightjar::engine::Engine;
+    use nightjar::schedule::backfill::{self, Action, BackfillOptions, NoProgress};
+    use nightjar::spec::{Dag, Project, dag};
+    use nightjar::steps::Registry;
+    use nightjar::store::schedule::Decision;
+    use nightjar::store::{RunState, Store, Trigger};
+
+    fn setup() -> (tempfile::TempDir, Dag, Arc<Engine>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
+        let path = dir.path().join("dags/b.toml");
+        std::fs::write(
+            &path,
+            "name = \"b\"\nschedule = \"0 2 * * *\"\ntimezone = \"Europe/London\"\n\n[[task]]\nid = \"t\"\nkind = \"noop\"\n",
+        )
+        .unwrap();
+        let project = Project::load(dir.path()).unwrap();
+        let (d, _) = dag::load(&path, &project, &Registry::builtin()).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join(".nightjar/state.db")).unwrap());
+        (dir, d, Arc::new(Engine::new(project, store)))
+    }
+
+    fn opts(from: u32, to: u32) -> BackfillOptions {
+        BackfillOptions {
+            from: NaiveDate::from_ymd_opt(2026, 3, from).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 3, to).unwrap(),
+            parallel: 2,
+            only_failed: false,
+            rerun_succeeded: false,
+            reverse: false,
+            env: None,
+            vars: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn plan_diffs_against_history_and_leaves_scheduler_dates_alone() {
+        let (_dir, d, engine) = setup();
+        let store = engine.store.clone();
+        // The scheduler decided the 28th (its run is about to start).
+        store
+            .record_decision(
+                &Decision {
+                    dag: "b".into(),
+                    logical_date: "2026-03-28".into(),
+                    fire_at: "2026-03-29T01:00:00.000Z".into(),
+                    interval_start: "2026-03-28T02:00:00+00:00".into(),
+                    interval_end: "2026-03-29T02:00:00+01:00".into(),
+                    reason: "schedule".into(),
+                    state: "queued".into(),
+                    run_id: None,
+                    run_state: None,
+                },
+                "someone",
+            )
+            .unwrap();
+        let o = opts(27, 30);
+        let plan = backfill::plan(&d, &store, &o).unwrap();
+        let actions: Vec<(&str, Action)> = plan.iter().map(|p| (p.slot.key.as_str(), p.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                ("2026-03-27", Action::Run),
+                ("2026-03-28", Action::Skip),
+                ("2026-03-29", Action::Run),
+                ("2026-03-30", Action::Run)
+            ]
+        );
+        assert!(plan[1].why.contains("scheduler"));
+        // The DST day's interval is 23 hours, as the scheduler sees it.
+        assert_eq!(plan[2].slot.interval.start.to_rfc3339(), "2026-03-29T02:00:00+01:00");
+        store
+            .decision_done("b", "2026-03-28", "b@2026-03-28", "success")
+            .unwrap();
+
+        let runnable: Vec<_> = plan.into_iter().filter(|p| p.action != Action::Skip).collect();
+        let out = backfill::run(engine.clone(), Arc::new(d.clone()), &o, runnable, Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|x| x.state == Some(RunState::Success)));
+        let r = store.latest_run("b", "2026-03-29").unwrap().unwrap();
+        assert_eq!(r.trigger, Trigger::Backfill);
+
+        // Reverse order; everything done now but the 28th, whose decision
+        // was closed without a run (so the backfill runs it).
+        let again = backfill::plan(
+            &d,
+            &store,
+            &BackfillOptions {
+                reverse: true,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(again[0].slot.key, "2026-03-30");
+        let left: Vec<&str> = again
+            .iter()
+            .filter(|p| p.action != Action::Skip)
+            .map(|p| p.slot.key.as_str())
+            .collect();
+        assert_eq!(left, ["2026-03-28"]);
+    }
+
+    #[tokio::test]
+    async fn rerun_succeeded_is_resumable() {
+        let (_dir, d, engine) = setup();
+        let store = engine.store.clone();
+        let o = opts(1, 4);
+        let plan = backfill::plan(&d, &store, &o).unwrap();
+        backfill::run(engine.clone(), Arc::new(d.clone()), &o, plan, Arc::new(NoProgress))
+            .await
+            .unwrap();
+        let rerun = BackfillOptions {
+            rerun_succeeded: true,
+            ..o.clone()
+        };
+        let plan = backfill::plan(&d, &store, &rerun).unwrap();
+        assert!(plan.iter().all(|p| p.action == Action::Rerun));
+        // The first invocation re-runs two dates, then is "interrupted".
+        let first_two: Vec<_> = plan.into_iter().take(2).collect();
+        backfill::run(
+            engine.clone(),
+            Arc::new(d.clone()),
+            &rerun,
+            first_two,
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+        // The same command continues with the other two.
+        let plan = backfill::plan(&d, &store, &rerun).unwrap();
+        let actions: Vec<Action> = plan.iter().map(|p| p.action).collect();
+        assert_eq!(actions, [Action::Skip, Action::Skip, Action::Rerun, Action::Rerun]);
+        assert!(plan[0].why.contains("re-run by this backfill"));
+        backfill::run(engine.clone(), Arc::new(d.clone()), &rerun, plan, Arc::new(NoProgress))
+            .await
+            .unwrap();
+        for day in 1..=4 {
+            let r = store.latest_run("b", &format!("2026-03-0{day}")).unwrap().unwrap();
+            assert_eq!((r.seq, r.state), (2, RunState::Success), "{day}");
+        }
+    }
+}

@@ -220,8 +220,14 @@ pub async fn run(
             None => break,
         }
     }
-    let all_ok = outcomes.iter().all(|o| o.state == Some(RunState::Success));
-    if all_ok && !engine.cancel.is_cancelled() && opts.rerun_succeeded {
+    // Finished when nothing is left to do in the whole range (the dates
+    // given may have been only part of it).
+    if opts.rerun_succeeded
+        && !engine.cancel.is_cancelled()
+        && plan(&dag, &engine.store, opts)?
+            .iter()
+            .all(|p| p.action == Action::Skip)
+    {
         engine.store.finish_backfill(&id)?;
     }
     Ok(outcomes)

@@ -60,6 +60,9 @@ pub struct Daemon {
     standby: HashSet<String>,
     /// Keys of runs in flight, by DAG.
     active: HashMap<String, HashSet<String>>,
+    /// Per DAG, when the catch-up rule next has something to decide (its
+    /// next fire): until then a turn only starts open decisions.
+    next_due: HashMap<String, DateTime<Utc>>,
     /// Decisions whose last start failed (held elsewhere): not before then.
     retry_at: HashMap<(String, String), DateTime<Utc>>,
     log: LogSink,
@@ -92,6 +95,7 @@ impl Daemon {
             leased: HashSet::new(),
             standby: HashSet::new(),
             active: HashMap::new(),
+            next_due: HashMap::new(),
             retry_at: HashMap::new(),
             log: Arc::new(|l| eprintln!("{l}")),
         }
@@ -152,7 +156,10 @@ impl Daemon {
         for c in self.set.poll(&self.engine.project, &registry) {
             match c {
                 Change::Added(n) => self.log(&format!("{n}: loaded")),
-                Change::Changed(n) => self.log(&format!("{n}: reloaded (changed file)")),
+                Change::Changed(n) => {
+                    self.next_due.remove(&n);
+                    self.log(&format!("{n}: reloaded (changed file)"))
+                }
                 Change::Removed(n) => self.log(&format!("{n}: removed; runs in flight finish")),
                 Change::Invalid { file, errors } => self.log(&format!(
                     "{}: invalid, keeping the last valid version:\n{errors}",
@@ -239,6 +246,13 @@ impl Daemon {
             if paused.contains(&name) {
                 continue;
             }
+            if self.next_due.get(&name).is_some_and(|t| now < *t) {
+                self.start_open(&name, &dag, now, runs)?;
+                continue;
+            }
+            if let Some(n) = dag.schedule.as_ref().and_then(|s| s.next_fire(now)) {
+                self.next_due.insert(name.clone(), n.at.with_timezone(&Utc));
+            }
             let after = match store.latest_decision(&name)? {
                 Some(d) => DateTime::parse_from_rfc3339(&d.fire_at)
                     .ok()
@@ -277,7 +291,22 @@ impl Daemon {
                     ));
                 }
             }
-            // Start open decisions, oldest first, within max_active_runs.
+            self.start_open(&name, &dag, now, runs)?;
+        }
+        Ok(())
+    }
+
+    /// Starts open decisions, oldest first, within max_active_runs.
+    fn start_open(
+        &mut self,
+        name: &str,
+        dag: &Arc<Dag>,
+        now: DateTime<Utc>,
+        runs: &mut JoinSet<Finished>,
+    ) -> Result<()> {
+        let store = self.engine.store.clone();
+        let name = name.to_string();
+        {
             for d in store.open_decisions(&name)? {
                 let active = self.active.entry(name.clone()).or_default();
                 if active.len() >= dag.max_active_runs as usize {

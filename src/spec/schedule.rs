@@ -21,7 +21,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
@@ -190,7 +190,16 @@ impl Schedule {
 
     /// Fire times in `(after, until]`, in time order, each instant once.
     pub fn fires_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Fire> {
-        let margin = Duration::hours(DST_MARGIN_HOURS);
+        // The margin matters only near a change of UTC offset: without one
+        // (the offsets either side of the widened window agree, and changes
+        // are months apart), local times map one to one.
+        let wide = Duration::hours(DST_MARGIN_HOURS);
+        let offset = |t: DateTime<Utc>| t.with_timezone(&self.tz).offset().fix();
+        let margin = if offset(after - wide) == offset(until + wide) {
+            Duration::zero()
+        } else {
+            wide
+        };
         let lo = after.with_timezone(&self.tz).naive_local() - margin;
         let hi = until.with_timezone(&self.tz).naive_local() + margin;
         let mut out: Vec<Fire> = Vec::new();
