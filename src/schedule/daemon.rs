@@ -320,7 +320,7 @@ impl Daemon {
                 {
                     continue;
                 }
-                let Some(slot) = slot_of(&d, &dag) else {
+                let Some(slot) = slot_of(&d, dag) else {
                     self.log(&format!(
                         "{name}: decision {} has a bad interval; skipped",
                         d.logical_date
