@@ -306,46 +306,44 @@ impl Daemon {
     ) -> Result<()> {
         let store = self.engine.store.clone();
         let name = name.to_string();
-        {
-            for d in store.open_decisions(&name)? {
-                let active = self.active.entry(name.clone()).or_default();
-                if active.len() >= dag.max_active_runs as usize {
-                    break;
-                }
-                if active.contains(&d.logical_date)
-                    || self
-                        .retry_at
-                        .get(&(name.clone(), d.logical_date.clone()))
-                        .is_some_and(|t| *t > now)
-                {
-                    continue;
-                }
-                let Some(slot) = slot_of(&d, dag) else {
-                    self.log(&format!(
-                        "{name}: decision {} has a bad interval; skipped",
-                        d.logical_date
-                    ));
-                    continue;
-                };
-                active.insert(d.logical_date.clone());
-                store.decision_started(&name, &d.logical_date)?;
-                let req = RunRequest {
-                    logical_time: slot.interval.start.naive_local(),
-                    env: self.opts.env.clone(),
-                    vars: self.opts.vars.clone(),
-                    trigger: Trigger::Schedule,
-                    slot: Some(slot),
-                    ..RunRequest::new(d.interval_start_naive())
-                };
-                let engine = self.engine.clone();
-                let dag = dag.clone();
-                let key = d.logical_date.clone();
-                let n = name.clone();
-                runs.spawn(async move {
-                    let r = engine.run(&dag, req).await;
-                    (n, key, r)
-                });
+        for d in store.open_decisions(&name)? {
+            let active = self.active.entry(name.clone()).or_default();
+            if active.len() >= dag.max_active_runs as usize {
+                break;
             }
+            if active.contains(&d.logical_date)
+                || self
+                    .retry_at
+                    .get(&(name.clone(), d.logical_date.clone()))
+                    .is_some_and(|t| *t > now)
+            {
+                continue;
+            }
+            let Some(slot) = slot_of(&d, dag) else {
+                self.log(&format!(
+                    "{name}: decision {} has a bad interval; skipped",
+                    d.logical_date
+                ));
+                continue;
+            };
+            active.insert(d.logical_date.clone());
+            store.decision_started(&name, &d.logical_date)?;
+            let req = RunRequest {
+                logical_time: slot.interval.start.naive_local(),
+                env: self.opts.env.clone(),
+                vars: self.opts.vars.clone(),
+                trigger: Trigger::Schedule,
+                slot: Some(slot),
+                ..RunRequest::new(d.interval_start_naive())
+            };
+            let engine = self.engine.clone();
+            let dag = dag.clone();
+            let key = d.logical_date.clone();
+            let n = name.clone();
+            runs.spawn(async move {
+                let r = engine.run(&dag, req).await;
+                (n, key, r)
+            });
         }
         Ok(())
     }
