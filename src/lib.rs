@@ -23,6 +23,7 @@ pub mod engine;
 pub mod graph;
 pub mod normalize;
 pub mod pii;
+pub mod schedule;
 pub mod spec;
 pub mod steps;
 pub mod store;

@@ -2,6 +2,7 @@
 //! family. Everything a command does goes through the library; these modules
 //! only read arguments and print.
 
+mod backfill;
 mod graph;
 mod history;
 mod locate;
@@ -9,6 +10,7 @@ mod normalize;
 mod pii;
 mod preview;
 mod run;
+mod schedule;
 mod table;
 mod validate;
 
@@ -71,6 +73,17 @@ enum Command {
     /// Find PII in data (`scan`), or read tokens back (`detokenize`).
     #[command(subcommand)]
     Pii(pii::PiiCommand),
+    /// One run per logical date of a range: planned against the history,
+    /// resumable (the same command continues), polite to the scheduler.
+    Backfill(backfill::BackfillArgs),
+    /// The scheduler daemon: fires each DAG on its cron in its time zone
+    /// (or `schedule preview DAG` to see the fire times).
+    Schedule(schedule::ScheduleArgs),
+    /// Stop the scheduler from firing a DAG (runs in flight finish).
+    Pause { dag: String },
+    /// Let the scheduler fire a DAG again; missed intervals follow the
+    /// DAG's catch-up rule.
+    Unpause { dag: String },
     /// Draw a DAG.
     Graph {
         /// A DAG file, or the name of a DAG in the project's dags/ folder.
@@ -104,6 +117,10 @@ pub fn main() -> ExitCode {
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
         Command::Normalize(ref cmd) => normalize::normalize(&cli, cmd),
         Command::Pii(ref cmd) => pii::pii(&cli, cmd),
+        Command::Backfill(ref args) => backfill::backfill(&cli, args),
+        Command::Schedule(ref args) => schedule::schedule(&cli, args),
+        Command::Pause { ref dag } => schedule::pause(&cli, dag, true),
+        Command::Unpause { ref dag } => schedule::pause(&cli, dag, false),
     };
     match result {
         Ok(code) => code,

@@ -69,6 +69,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         selection,
         force: args.force,
         trigger: crate::store::Trigger::Manual,
+        slot: None,
     };
 
     let rt = tokio::runtime::Runtime::new()?;

@@ -46,6 +46,10 @@ pub struct RunRequest {
     /// Run even if the date already succeeded (as a new run).
     pub force: bool,
     pub trigger: Trigger,
+    /// The run's key and interval when the caller computed them (the
+    /// scheduler and backfill, under the DAG's DST policy); `None` derives
+    /// them from `logical_time`.
+    pub slot: Option<crate::spec::schedule::Slot>,
 }
 
 impl RunRequest {
@@ -57,6 +61,7 @@ impl RunRequest {
             selection: Selection::All,
             force: false,
             trigger: Trigger::Manual,
+            slot: None,
         }
     }
 }

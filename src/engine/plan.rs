@@ -9,7 +9,7 @@ use super::Engine;
 use crate::data::DatasetRef;
 use crate::graph::DagGraph;
 use crate::spec::diagnostic::unknown_name_hint;
-use crate::spec::schedule::interval_for;
+use crate::spec::schedule::{interval_for, logical_key};
 use crate::spec::template::{TemplateContext, render_value};
 use crate::spec::{Dag, Environment};
 use crate::store::{NewRun, RunRecord, RunState, TaskState};
@@ -68,14 +68,15 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
     {
         tracing::warn!("{} is before the DAG's start ({start})", req.logical_time.date());
     }
-    let interval = interval_for(req.logical_time, dag.schedule.as_ref(), dag.tz);
-    let ds = interval.start.date_naive();
-    let daily = dag.schedule.as_ref().is_none_or(|s| s.is_daily_or_coarser());
-    let logical_date = if daily {
-        ds.format("%Y-%m-%d").to_string()
-    } else {
-        interval.start.naive_local().format("%Y-%m-%dT%H:%M").to_string()
+    let (interval, logical_date) = match &req.slot {
+        Some(slot) => (slot.interval.clone(), slot.key.clone()),
+        None => {
+            let interval = interval_for(req.logical_time, dag.schedule.as_ref(), dag.tz);
+            let key = logical_key(&interval.start, dag.schedule.as_ref());
+            (interval, key)
+        }
     };
+    let ds = interval.start.date_naive();
 
     // Variables: the DAG's, overridden by --var.
     let mut vars = dag.vars.clone();

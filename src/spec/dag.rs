@@ -22,11 +22,14 @@ use super::doc::{Doc, hint_for_serde_message, join};
 use super::duration::HumanDuration;
 use super::fields::field_names;
 use super::project::Project;
-use super::schedule::{Schedule, parse_tz};
+use super::schedule::{DstGap, DstOverlap, DstPolicy, Schedule, parse_tz};
 use super::source::{Origin, SourceFile};
 use super::template;
 use crate::graph::DagGraph;
 use crate::steps::Registry;
+
+/// Missed intervals one catch-up runs at most, unless `max_catchup` says.
+pub const DEFAULT_MAX_CATCHUP: u32 = 30;
 
 /// A validated DAG, ready to run.
 #[derive(Debug, Clone)]
@@ -39,7 +42,12 @@ pub struct Dag {
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
     pub catchup: bool,
+    /// With `catchup`, at most this many missed intervals are run (the
+    /// latest ones).
+    pub max_catchup: u32,
     pub max_active_runs: u32,
+    /// How the schedule treats DST gaps and overlaps (also in `schedule`).
+    pub dst: DstPolicy,
     /// `[vars]`, unrendered (values may themselves be templates).
     pub vars: Table,
     /// Columns declared as PII (`pii = [...]`): their values never reach a
@@ -116,9 +124,24 @@ struct DagHeader {
     start: Option<Value>,
     /// The last logical date (none: open-ended).
     end: Option<Value>,
+    /// On scheduler start (and after a pause or a schedule edit), run every
+    /// missed interval (`true`, oldest first, at most `max_catchup`) or only
+    /// the latest one (`false`).
     #[serde(default)]
     catchup: bool,
+    /// The most missed intervals one catch-up runs (default 30); older ones
+    /// are left to `nightjar backfill`.
+    max_catchup: Option<u32>,
+    /// Runs of this DAG the scheduler runs at once.
     max_active_runs: Option<u32>,
+    /// A fire time the clock skips in spring: `"run_at_next_valid"` (default:
+    /// fire at the first instant after the gap) or `"skip"`.
+    #[serde(default)]
+    dst_gap: DstGap,
+    /// A fire time that happens twice in autumn: `"run_once"` (default: at
+    /// its first instant) or `"run_twice"`.
+    #[serde(default)]
+    dst_overlap: DstOverlap,
     #[serde(default)]
     defaults: PolicyFile,
     #[serde(default)]
@@ -147,7 +170,10 @@ impl DagHeader {
             start: None,
             end: None,
             catchup: false,
+            max_catchup: None,
             max_active_runs: None,
+            dst_gap: DstGap::default(),
+            dst_overlap: DstOverlap::default(),
             defaults: PolicyFile::default(),
             vars: table.get("vars").and_then(Value::as_table).cloned().unwrap_or_default(),
             pii: Vec::new(),
@@ -309,10 +335,14 @@ impl Loader<'_> {
                 Tz::UTC
             }
         };
+        let dst = DstPolicy {
+            gap: header.dst_gap,
+            overlap: header.dst_overlap,
+        };
         let schedule = match &header.schedule {
             None => None,
             Some(expr) => match Schedule::parse(expr, tz) {
-                Ok(s) => Some(s),
+                Ok(s) => Some(s.with_dst(dst)),
                 Err(e) => {
                     self.error(
                         doc.value_origin("schedule"),
@@ -341,6 +371,27 @@ impl Loader<'_> {
                 "`max_active_runs` must be at least 1",
                 "use 1 to run one date at a time",
             );
+        }
+        let max_catchup = header.max_catchup.unwrap_or(DEFAULT_MAX_CATCHUP);
+        if max_catchup == 0 {
+            self.error(
+                doc.value_origin("max_catchup"),
+                "`max_catchup` must be at least 1",
+                "use `catchup = false` to run only the latest missed interval",
+            );
+        }
+        if header.schedule.is_none() {
+            for key in ["catchup", "max_catchup", "max_active_runs", "dst_gap", "dst_overlap"] {
+                if doc.table.contains_key(key) {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            doc.key_origin(key),
+                            format!("`{key}` has no effect: the DAG has no `schedule`"),
+                        )
+                        .with_hint("add `schedule = \"0 2 * * *\"` (cron) or remove the key"),
+                    );
+                }
+            }
         }
         let defaults = header.defaults.over(&TaskPolicy::default());
         self.check_policy(&doc, "defaults", &defaults);
@@ -375,7 +426,9 @@ impl Loader<'_> {
             start,
             end,
             catchup: header.catchup,
+            max_catchup,
             max_active_runs,
+            dst,
             vars: header.vars,
             pii: header.pii,
             tasks,

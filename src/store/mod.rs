@@ -8,6 +8,7 @@
 //! few commits, and never corrupts the file.
 
 pub mod model;
+pub mod schedule;
 mod schema;
 
 use std::path::Path;
@@ -438,6 +439,12 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Does a process with this pid exist on this host?
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    (unsafe { libc::kill(pid as i32, 0) == 0 }) || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Is the process holding a run still alive? On this host: its pid exists.

@@ -58,6 +58,47 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, task_id, attempt)
     );
     "#,
+    // 2: the scheduler's state: fire decisions (recorded before a run
+    // starts), paused DAGs, leases (one scheduler per DAG), backfills.
+    r#"
+    CREATE TABLE fire_decisions (
+        dag             TEXT NOT NULL,
+        logical_date    TEXT NOT NULL,
+        fire_at         TEXT NOT NULL,
+        interval_start  TEXT NOT NULL,
+        interval_end    TEXT NOT NULL,
+        reason          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        run_id          TEXT,
+        run_state       TEXT,
+        holder          TEXT NOT NULL,
+        decided_at      TEXT NOT NULL,
+        ended_at        TEXT,
+        PRIMARY KEY (dag, logical_date)
+    );
+    CREATE INDEX fire_decisions_by_time ON fire_decisions (dag, fire_at);
+
+    CREATE TABLE schedule_pauses (
+        dag        TEXT PRIMARY KEY,
+        paused_at  TEXT NOT NULL
+    );
+
+    CREATE TABLE leases (
+        name        TEXT PRIMARY KEY,
+        holder      TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        host        TEXT NOT NULL,
+        renewed_at  TEXT NOT NULL
+    );
+
+    CREATE TABLE backfills (
+        id           TEXT PRIMARY KEY,
+        dag          TEXT NOT NULL,
+        args         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        finished_at  TEXT
+    );
+    "#,
 ];
 
 /// Brings a database up to the current schema.
