@@ -245,6 +245,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self { kinds: BTreeMap::new() };
         r.register(extract::file::KIND);
+        r.register(extract::s3::KIND);
         r.register(load::csv::KIND);
         r.register(load::parquet::KIND);
         r.register(load::sqlite::KIND);

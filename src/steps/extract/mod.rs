@@ -5,3 +5,4 @@
 
 pub mod file;
 pub mod files;
+pub mod s3;
