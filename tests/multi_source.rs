@@ -170,7 +170,7 @@ async fn three_kinds_of_source_into_one_table() {
         rows[2]
     );
     assert!(
-        rows[3].starts_with("1004|2024-03-01|electronics|-|unknown|unknown|19.98|unpaid|"),
+        rows[3].starts_with("1004|2024-03-01|electronics|-|unknown|unknown|19.99|unpaid|1"),
         "{}",
         rows[3]
     );
