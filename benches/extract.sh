@@ -11,15 +11,20 @@
 #    `extract.s3` (glob) vs `extract.file` reading the same files locally.
 #
 # Needs the services (bash scripts/services.sh; target/services.env).
-# Settings: NIGHTJAR_BENCH_PG_ROWS (1000000), NIGHTJAR_RETAIL_DIR, NIGHTJAR_BENCH_REPS (3).
+# Settings: NIGHTJAR_BENCH_PG_ROWS (1000000), NIGHTJAR_RETAIL_DIR, NIGHTJAR_BENCH_REPS (3),
+# NIGHTJAR_BIN (see below).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-set -a
-# shellcheck disable=SC1091
-. target/services.env
-set +a
+if [[ -z ${NIGHTJAR_TEST_PG:-} && -f target/services.env ]]; then
+    set -a
+    # shellcheck disable=SC1091
+    . target/services.env
+    set +a
+fi
+: "${NIGHTJAR_TEST_PG:?start the services: bash scripts/services.sh (then set -a; . target/services.env)}"
+: "${NIGHTJAR_TEST_AWS:?start the services: bash scripts/services.sh}"
 ROWS=${NIGHTJAR_BENCH_PG_ROWS:-1000000}
 REPS=${NIGHTJAR_BENCH_REPS:-3}
 DATA=${NIGHTJAR_RETAIL_DIR:-}
@@ -31,9 +36,16 @@ fi
 WORK=$(mktemp -d /tmp/nightjar-extract-bench.XXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "== building nightjar (release)" >&2
-cargo build --release --quiet --bin nightjar
-NJ=$ROOT/target/release/nightjar
+# NIGHTJAR_BIN: a nightjar binary to use instead of building the release one
+# (e.g. to check this script quickly with target/debug/nightjar; such
+# figures are not benchmark results).
+if [[ -n ${NIGHTJAR_BIN:-} ]]; then
+    NJ=$NIGHTJAR_BIN
+else
+    echo "== building nightjar (release)" >&2
+    cargo build --release --quiet --bin nightjar
+    NJ=$ROOT/target/release/nightjar
+fi
 
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
