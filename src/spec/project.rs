@@ -79,7 +79,7 @@ struct EnvFile {
 }
 
 /// Connection kinds nightjar knows.
-pub const CONNECTION_KINDS: &[&str] = &["sqlite", "postgres", "mysql", "redshift"];
+pub const CONNECTION_KINDS: &[&str] = &["sqlite", "postgres", "mysql", "redshift", "s3", "http"];
 
 impl Project {
     /// Finds the project a path belongs to: the nearest folder at or above

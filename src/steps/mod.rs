@@ -250,6 +250,9 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Self { kinds: BTreeMap::new() };
         r.register(extract::file::KIND);
+        r.register(extract::http::KIND);
+        r.register(extract::s3::KIND);
+        r.register(extract::sql::KIND);
         r.register(load::csv::KIND);
         r.register(load::parquet::KIND);
         r.register(load::sqlite::KIND);

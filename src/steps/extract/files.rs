@@ -101,6 +101,16 @@ pub struct FilesConfig {
     /// JSON: where the rows are, as a path such as `$.data.items` (default:
     /// the document is an array of rows, or one object).
     pub records: Option<String>,
+    /// The connection (kind `s3`) giving `region` and `endpoint_url`
+    /// (default: the connection named `s3` if there is one, else the
+    /// standard AWS environment). (`extract.s3`)
+    pub connection: Option<String>,
+    /// A sensor: when nothing matches yet, poll (with backoff) until it
+    /// appears or this long has passed, e.g. `"30m"`. (`extract.s3`)
+    pub wait_for: Option<crate::spec::duration::HumanDuration>,
+    /// Copy each object read, server-side, under this prefix
+    /// (`"s3://archive/raw/{{ ds }}/"`), keeping its file name. (`extract.s3`)
+    pub archive: Option<String>,
 }
 
 impl FilesConfig {
@@ -123,6 +133,17 @@ impl FilesConfig {
                 ConfigProblem::new(other.0, format!("this step reads `{location}`, not `{}`", other.0))
                     .hint(format!("rename `{}` to `{location}`", other.0)),
             );
+        }
+        if location == "path" {
+            for (key, set) in [
+                ("connection", self.connection.is_some()),
+                ("wait_for", self.wait_for.is_some()),
+                ("archive", self.archive.is_some()),
+            ] {
+                if set {
+                    p.push(ConfigProblem::new(key, format!("`{key}` is for `extract.s3` only")).hint("remove it"));
+                }
+            }
         }
         for (name, spec) in &self.columns {
             if spec.formats.iter().any(|f| f.trim().is_empty()) {

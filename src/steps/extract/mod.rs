@@ -5,3 +5,6 @@
 
 pub mod file;
 pub mod files;
+pub mod http;
+pub mod s3;
+pub mod sql;

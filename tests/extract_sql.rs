@@ -1,0 +1,200 @@
+//! `extract.sql` incremental extraction end to end through `nightjar run`
+//! against the real PostgreSQL server: the watermark moves with each
+//! successful run, rows updated between runs are extracted again, and a
+//! run whose downstream load fails leaves the watermark where it was.
+
+use std::path::Path;
+use std::process::Command;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// (rows_out, watermark_from, watermark) of the extract task of the
+/// latest run of `date`.
+fn extract_record(dir: &Path, date: &str) -> (i64, String, String) {
+    let db = rusqlite::Connection::open(dir.join(".nightjar/state.db")).unwrap();
+    let metrics: String = db
+        .query_row(
+            "SELECT t.metrics FROM task_instances t JOIN runs r USING (run_id)
+             WHERE t.task_id = 'extract' AND r.logical_date = ?1 ORDER BY r.seq DESC LIMIT 1",
+            [date],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    let text = |k: &str| m["extra"][k].as_str().unwrap_or("").to_string();
+    (
+        m["rows_out"].as_i64().unwrap(),
+        text("watermark_from"),
+        text("watermark"),
+    )
+}
+
+fn warehouse_ids(dir: &Path) -> Vec<i64> {
+    let db = rusqlite::Connection::open(dir.join(".nightjar/warehouse.db")).unwrap();
+    let mut s = db.prepare("SELECT id FROM tx ORDER BY rowid").unwrap();
+    s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn incremental_runs_move_the_watermark_only_after_downstream_success() {
+    let url = nightjar::testenv::postgres_url();
+    let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let schema = format!("nj_inc_{}_{}", std::process::id(), fastrand::u32(..));
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.tx (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL);
+         INSERT INTO {schema}.tx VALUES
+           (1, 10.00, '2010-12-01 10:00:00+00'), (2, 20.00, '2010-12-01 11:00:00+00'), (3, 30.00, '2010-12-01 12:00:00+00');"
+    ))
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "nightjar.toml",
+        "default_env = \"local\"\n[env.local.connections.shop]\nkind = \"postgres\"\nurl_env = \"NJ_INC_TEST_URL\"\n\
+         [env.local.connections.warehouse]\nkind = \"sqlite\"\npath = \".nightjar/warehouse.db\"\n",
+    );
+    write(
+        d,
+        "dags/inc.toml",
+        &format!(
+            r#"name = "inc"
+schedule = "@daily"
+start = 2010-12-01
+
+[defaults]
+retries = 0
+
+[[task]]
+id = "extract"
+kind = "extract.sql"
+connection = "shop"
+table = "{schema}.tx"
+incremental = {{ column = "updated_at" }}
+
+[[task]]
+id = "load"
+kind = "load.sqlite"
+connection = "warehouse"
+table = "tx"
+mode = "append"
+needs = ["extract"]
+
+[[task]]
+id = "check"
+kind = "shell"
+command = "test ! -f fail.flag"
+needs = ["load"]
+"#
+        ),
+    );
+    let nightjar = |date: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+            .current_dir(d)
+            .env("NJ_INC_TEST_URL", &url)
+            .args(["run", "dags/inc.toml", "--date", date])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+
+    // Run 1: the whole table (no watermark yet).
+    let (ok, log) = nightjar("2010-12-01");
+    assert!(ok, "{log}");
+    assert_eq!(
+        extract_record(d, "2010-12-01"),
+        (3, String::new(), "2010-12-01 12:00:00.000000+00:00".into())
+    );
+    assert_eq!(warehouse_ids(d), [1, 2, 3]);
+
+    // Row 2 changes, row 4 arrives: run 2 reads exactly those.
+    pg.batch_execute(&format!(
+        "UPDATE {schema}.tx SET amount = 21.00, updated_at = '2010-12-02 09:00:00+00' WHERE id = 2;
+         INSERT INTO {schema}.tx VALUES (4, 40.00, '2010-12-02 10:00:00+00');"
+    ))
+    .await
+    .unwrap();
+    let (ok, log) = nightjar("2010-12-02");
+    assert!(ok, "{log}");
+    assert_eq!(
+        extract_record(d, "2010-12-02"),
+        (
+            2,
+            "2010-12-01 12:00:00.000000+00:00".into(),
+            "2010-12-02 10:00:00.000000+00:00".into()
+        )
+    );
+    assert_eq!(warehouse_ids(d), [1, 2, 3, 2, 4]);
+
+    // Run 3 extracts row 5, but its downstream fails.
+    pg.batch_execute(&format!(
+        "INSERT INTO {schema}.tx VALUES (5, 50.00, '2010-12-03 08:00:00+00');"
+    ))
+    .await
+    .unwrap();
+    std::fs::write(d.join("fail.flag"), "").unwrap();
+    let (ok, log) = nightjar("2010-12-03");
+    assert!(!ok, "the check task fails the run: {log}");
+    assert_eq!(extract_record(d, "2010-12-03").2, "2010-12-03 08:00:00.000000+00:00");
+
+    // Run 4 starts again from run 2's watermark: row 5 is read again.
+    std::fs::remove_file(d.join("fail.flag")).unwrap();
+    let (ok, log) = nightjar("2010-12-04");
+    assert!(ok, "{log}");
+    assert_eq!(
+        extract_record(d, "2010-12-04"),
+        (
+            1,
+            "2010-12-02 10:00:00.000000+00:00".into(),
+            "2010-12-03 08:00:00.000000+00:00".into()
+        )
+    );
+    // Nothing new: the watermark stays.
+    let (ok, log) = nightjar("2010-12-05");
+    assert!(ok, "{log}");
+    assert_eq!(
+        extract_record(d, "2010-12-05"),
+        (
+            0,
+            "2010-12-03 08:00:00.000000+00:00".into(),
+            "2010-12-03 08:00:00.000000+00:00".into()
+        )
+    );
+    // The URL (and so any password in it) is in no log or artifact.
+    for e in walk(&d.join(".nightjar")) {
+        if let Ok(text) = std::fs::read_to_string(&e) {
+            assert!(!text.contains(&url), "the connection URL is in {}", e.display());
+        }
+    }
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
