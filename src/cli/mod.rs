@@ -7,6 +7,7 @@ mod history;
 mod locate;
 mod preview;
 mod run;
+mod sfn;
 mod table;
 mod validate;
 
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// AWS Step Functions: compile a DAG to a state machine, deploy it.
+    #[command(subcommand)]
+    Sfn(sfn::SfnCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Graph { ref dag, format } => graph::graph(&cli, dag, format),
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
+        Command::Sfn(ref cmd) => sfn::sfn(&cli, cmd),
     };
     match result {
         Ok(code) => code,
