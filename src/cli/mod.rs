@@ -8,8 +8,10 @@ mod locate;
 mod preview;
 mod run;
 mod sfn;
+mod step;
 mod table;
 mod validate;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +79,12 @@ enum Command {
     /// AWS Step Functions: compile a DAG to a state machine, deploy it.
     #[command(subcommand)]
     Sfn(sfn::SfnCommand),
+    /// Run one task of one run in this process, against the env's artifact
+    /// store (the entry point of containers and Lambda functions).
+    Step(step::StepArgs),
+    /// Take tasks from an SQS queue (Step Functions `.waitForTaskToken`),
+    /// run them, answer with their task tokens.
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -99,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::Preview(ref args) => preview::preview(&cli, args),
         Command::Kinds { ref kind } => kinds(kind.as_deref()),
         Command::Sfn(ref cmd) => sfn::sfn(&cli, cmd),
+        Command::Step(ref args) => step::step(&cli, args),
+        Command::Worker(ref args) => worker::worker(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod bitset;
 pub mod decompose;
 pub mod deploy;
+pub mod history;
 pub mod names;
 pub mod settings;
 pub mod states;
