@@ -385,3 +385,53 @@ command = "sleep 4; echo done"
     );
     assert_eq!(attempts[1].state, TaskState::Success);
 }
+
+#[test]
+fn deploy_is_idempotent_and_tagged_with_the_definition_hash() {
+    let aws = setup("nj-deploy");
+    let dir = project(&aws, "deploy", DIAMOND);
+    let deploy = || {
+        let out = command(dir.path())
+            .args(["sfn", "deploy", "flow", "--env", "aws"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    assert!(deploy().starts_with("created "));
+    assert!(deploy().starts_with("unchanged "));
+    let path = dir.path().join("dags").join("flow.toml");
+    let changed = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("retries = 2", "retries = 4");
+    std::fs::write(&path, changed).unwrap();
+    let updated = deploy();
+    assert!(updated.starts_with("updated "), "{updated}");
+
+    // The tag holds the hash of what is deployed now.
+    let arn = updated
+        .trim()
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let project = nightjar::spec::Project::load(dir.path()).unwrap();
+    let (dag, _) = nightjar::spec::dag::load(&path, &project, &nightjar::steps::Registry::builtin()).unwrap();
+    let settings = project.envs["aws"].sfn.clone().unwrap();
+    let compiled = nightjar::sfn::compile(&dag, &settings).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tags = rt.block_on(async {
+        let client = aws_sdk_sfn::Client::new(&nightjar::aws::sdk_config(&nightjar::testenv::aws_options()).await);
+        client.list_tags_for_resource().resource_arn(&arn).send().await.unwrap()
+    });
+    let hash = tags
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(nightjar::sfn::deploy::HASH_TAG))
+        .and_then(|t| t.value())
+        .unwrap()
+        .to_string();
+    assert_eq!(hash, compiled.content_hash);
+}

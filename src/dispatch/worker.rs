@@ -194,9 +194,28 @@ async fn handle(
 }
 
 fn load_dag(project: &Project, name: &str) -> Result<Dag> {
-    let path = project.root.join("dags").join(format!("{name}.toml"));
-    let (dag, _) = crate::spec::dag::load(&path, project, &Registry::builtin())
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("loading DAG {name} ({})", path.display()))?;
-    Ok(dag)
+    let registry = Registry::builtin();
+    let dags = project.root.join("dags");
+    let load = |path: &std::path::Path| {
+        crate::spec::dag::load(path, project, &registry)
+            .map(|(d, _)| d)
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("loading DAG {name} ({})", path.display()))
+    };
+    let direct = dags.join(format!("{name}.toml"));
+    if direct.is_file() {
+        return load(&direct);
+    }
+    // A DAG whose file is named otherwise: the file that declares the name.
+    for entry in std::fs::read_dir(&dags).with_context(|| format!("reading {}", dags.display()))? {
+        let path = entry?.path();
+        let declares = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .is_some_and(|t| t.get("name").and_then(|v| v.as_str()) == Some(name));
+        if declares {
+            return load(&path);
+        }
+    }
+    Err(anyhow!("no DAG named `{name}` in {}", dags.display()))
 }

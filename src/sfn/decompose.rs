@@ -219,7 +219,7 @@ fn cheapest_ideal(dag: &Ordered, set: &[usize], mask: &BitSet) -> BitSet {
         candidates.push(b);
     }
     let total = set.len();
-    let mut best: Option<(u64, usize, BitSet)> = None;
+    let mut best: Option<(f64, usize, BitSet)> = None;
     for c in candidates {
         let size = c.count();
         if size == 0 || size == total {
@@ -230,10 +230,14 @@ fn cheapest_ideal(dag: &Ordered, set: &[usize], mask: &BitSet) -> BitSet {
             .filter(|&&b| !c.contains(b))
             .map(|&b| (size - c.intersection_count(&dag.ancestors[b])) as u64)
             .sum();
-        // Ties: the more balanced cut (shallower nesting).
+        // The share of the cut's (lower, upper) pairs that become extra
+        // waits: minimising the raw count would peel one task at a time
+        // (deep nesting, quadratic time, and every peeled task waiting on
+        // the rest); the share favours balanced cuts at the same cost.
+        let share = cost as f64 / (size * (total - size)) as f64;
         let balance = size.abs_diff(total - size);
-        if best.as_ref().is_none_or(|(bc, bb, _)| (cost, balance) < (*bc, *bb)) {
-            best = Some((cost, balance, c));
+        if best.as_ref().is_none_or(|(bs, bb, _)| (share, balance) < (*bs, *bb)) {
+            best = Some((share, balance, c));
         }
     }
     best.map(|(_, _, c)| c)
