@@ -435,3 +435,43 @@ fn deploy_is_idempotent_and_tagged_with_the_definition_hash() {
         .to_string();
     assert_eq!(hash, compiled.content_hash);
 }
+
+#[test]
+fn a_skipped_task_skips_its_downstream_through_step_functions() {
+    let aws = setup("nj-skip");
+    let dag = r#"
+name = "flow"
+
+[[task]]
+id = "extract"
+kind = "extract.file"
+path = "data/{{ ds }}-missing.csv"
+if_missing = "skip"
+
+[[task]]
+id = "clean"
+kind = "transform.clean"
+dedupe = true
+needs = ["extract"]
+
+[[task]]
+id = "other"
+kind = "shell"
+command = "echo other"
+"#;
+    let dir = project(&aws, "skip", dag);
+    let _w = Worker::spawn(dir.path(), &aws.queue);
+    let (ok, out) = run(dir.path(), "aws", &[]);
+    assert!(ok, "{out}");
+    let s = store(dir.path());
+    let states: std::collections::BTreeMap<String, TaskState> = s
+        .tasks("flow@2010-12-01")
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.task_id, t.state))
+        .collect();
+    assert_eq!(states["extract"], TaskState::Skipped, "{states:?}");
+    assert_eq!(states["clean"], TaskState::Skipped, "{states:?}");
+    assert_eq!(states["other"], TaskState::Success, "{states:?}");
+    assert_eq!(s.run("flow@2010-12-01").unwrap().unwrap().state, RunState::Success);
+}

@@ -167,15 +167,18 @@ async fn mirror(
                 )?,
                 AttemptEnd::Succeeded => {
                     let m = artifacts.manifest(&dag.name, &run.run_id, &t.id).await?;
+                    let rows_out = m.as_ref().map_or(0, |m| m.metrics.rows_out);
                     match m {
-                        Some(m) if m.state == "skipped" => store.task_attempt_ended(
-                            &run.run_id,
-                            &t.id,
-                            n,
-                            TaskState::Skipped,
-                            m.reason.as_deref(),
-                            None,
-                        )?,
+                        Some(m) if m.state == "skipped" => {
+                            let reason = m.reason.clone().unwrap_or_default();
+                            store.task_attempt_ended(&run.run_id, &t.id, n, TaskState::Skipped, Some(&reason), None)?;
+                            engine.emit(Event::TaskSkipped {
+                                run_id: &run.run_id,
+                                task: &t.id,
+                                reason: &reason,
+                            });
+                            continue;
+                        }
                         Some(m) => store.task_attempt_ended(
                             &run.run_id,
                             &t.id,
@@ -191,7 +194,7 @@ async fn mirror(
                         task: &t.id,
                         attempt: n,
                         elapsed: std::time::Duration::ZERO,
-                        rows_out: 0,
+                        rows_out,
                     });
                 }
                 AttemptEnd::Failed(err) => {
