@@ -187,7 +187,20 @@ async fn mirror(
                             None,
                             Some((&m.metrics, &m.outputs)),
                         )?,
-                        None => store.task_attempt_ended(&run.run_id, &t.id, n, TaskState::Success, None, None)?,
+                        None => {
+                            // The resource said success but the step left no
+                            // manifest: e.g. an ECS container whose
+                            // `nightjar step` exited non-zero without failing
+                            // the state. Its outputs do not exist: a failure.
+                            let msg = "the task state succeeded but the step left no manifest in the artifact \
+                                       store (did `nightjar step` fail inside the container or function?)";
+                            let state = if last { TaskState::Failed } else { TaskState::UpForRetry };
+                            store.task_attempt_ended(&run.run_id, &t.id, n, state, Some(msg), None)?;
+                            if last {
+                                failed.push(t.id.clone());
+                            }
+                            continue;
+                        }
                     }
                     engine.emit(Event::TaskSucceeded {
                         run_id: &run.run_id,
