@@ -8,7 +8,7 @@
 //! and `logs` work as for local runs. Tasks that already succeeded in this
 //! run find their manifest in the artifact store and do not run again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, anyhow, bail};
 
@@ -45,6 +45,8 @@ pub async fn execute(
     });
 
     let exec_arn = start(&client, &deployed.arn, &run.run_id, &input).await?;
+    // (task, attempt index) already reported to the observers.
+    let mut reported: BTreeSet<(String, usize)> = BTreeSet::new();
     eprintln!("  execution {exec_arn}");
     let status = loop {
         tokio::select! {
@@ -65,11 +67,17 @@ pub async fn execute(
         if s != "RUNNING" {
             break Some(s);
         }
+        if !engine.observers.is_empty() {
+            // Live progress: attempts that ended since the last poll.
+            if let Ok(h) = events(&client, &exec_arn).await {
+                report_progress(engine, run, &compiled, &h, &mut reported);
+            }
+        }
     };
 
     let history = events(&client, &exec_arn).await?;
     let artifacts = RemoteArtifacts::for_env(&engine.project, env).await?;
-    mirror(engine, dag, run, &compiled, &history, &artifacts).await?;
+    mirror(engine, dag, run, &compiled, &history, &artifacts, &reported).await?;
     let state = match status.as_deref() {
         None => RunState::Interrupted,
         Some("SUCCEEDED") => RunState::Success,
@@ -123,6 +131,7 @@ async fn mirror(
     compiled: &sfn::Compiled,
     history: &[aws_sdk_sfn::types::HistoryEvent],
     artifacts: &RemoteArtifacts,
+    reported: &BTreeSet<(String, usize)>,
 ) -> Result<()> {
     let store = &engine.store;
     let by_state = attempts(history);
@@ -202,13 +211,15 @@ async fn mirror(
                             continue;
                         }
                     }
-                    engine.emit(Event::TaskSucceeded {
-                        run_id: &run.run_id,
-                        task: &t.id,
-                        attempt: n,
-                        elapsed: std::time::Duration::ZERO,
-                        rows_out,
-                    });
+                    if !reported.contains(&(t.id.clone(), i)) {
+                        engine.emit(Event::TaskSucceeded {
+                            run_id: &run.run_id,
+                            task: &t.id,
+                            attempt: n,
+                            elapsed: std::time::Duration::ZERO,
+                            rows_out,
+                        });
+                    }
                 }
                 AttemptEnd::Failed(err) => {
                     let state = if last { TaskState::Failed } else { TaskState::UpForRetry };
@@ -235,4 +246,43 @@ async fn mirror(
         store.set_task_state(&run.run_id, &t, TaskState::UpstreamFailed, Some(&msg))?;
     }
     Ok(())
+}
+
+/// Emits the attempts that ended since the last call: successes, and
+/// failures followed by another attempt (a final failure is reported when
+/// the execution is mirrored).
+fn report_progress(
+    engine: &Engine,
+    run: &RunRecord,
+    compiled: &sfn::Compiled,
+    history: &[aws_sdk_sfn::types::HistoryEvent],
+    reported: &mut BTreeSet<(String, usize)>,
+) {
+    let tasks = compiled.tasks_by_state();
+    for (state, list) in attempts(history) {
+        let Some(task) = tasks.get(&state) else { continue };
+        for (i, end) in list.iter().enumerate() {
+            if reported.contains(&(task.clone(), i)) {
+                continue;
+            }
+            match end {
+                AttemptEnd::Succeeded => engine.emit(Event::TaskSucceeded {
+                    run_id: &run.run_id,
+                    task,
+                    attempt: i as u32 + 1,
+                    elapsed: std::time::Duration::ZERO,
+                    rows_out: 0,
+                }),
+                AttemptEnd::Failed(err) if i + 1 < list.len() => engine.emit(Event::TaskRetrying {
+                    run_id: &run.run_id,
+                    task,
+                    attempt: i as u32 + 1,
+                    error: err,
+                    wait: std::time::Duration::ZERO,
+                }),
+                _ => continue,
+            }
+            reported.insert((task.clone(), i));
+        }
+    }
 }
