@@ -43,11 +43,44 @@ fn enable_execution(endpoint: &str) {
     );
 }
 
+/// The bucket, queue and state machines of one test, deleted when dropped.
 struct Aws {
     endpoint: String,
     bucket: String,
     queue: String,
+    /// State machines of this test are named `<prefix>-<dag>`.
+    prefix: String,
     s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Drop for Aws {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Runtime::new() else { return };
+        rt.block_on(async {
+            if let Ok(l) = self.s3.list_objects_v2().bucket(&self.bucket).send().await {
+                for o in l.contents() {
+                    if let Some(k) = o.key() {
+                        let _ = self.s3.delete_object().bucket(&self.bucket).key(k).send().await;
+                    }
+                }
+            }
+            let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;
+            let _ = self.sqs.delete_queue().queue_url(&self.queue).send().await;
+            let sfn = aws_sdk_sfn::Client::new(&nightjar::aws::sdk_config(&nightjar::testenv::aws_options()).await);
+            if let Ok(l) = sfn.list_state_machines().send().await {
+                for m in l.state_machines() {
+                    if m.name().starts_with(&self.prefix) {
+                        let _ = sfn
+                            .delete_state_machine()
+                            .state_machine_arn(m.state_machine_arn())
+                            .send()
+                            .await;
+                    }
+                }
+            }
+        });
+    }
 }
 
 fn setup(tag: &str) -> Aws {
@@ -73,13 +106,16 @@ fn setup(tag: &str) -> Aws {
             endpoint,
             bucket,
             queue,
+            prefix: unique(tag),
             s3,
+            sqs,
         }
     })
 }
 
 /// A project with env `aws` (Step Functions, S3 artifacts) and `local`.
 fn project(aws: &Aws, tag: &str, dag: &str) -> tempfile::TempDir {
+    let prefix = format!("{}-{tag}", aws.prefix);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("dags")).unwrap();
     std::fs::write(
@@ -90,7 +126,7 @@ fn project(aws: &Aws, tag: &str, dag: &str) -> tempfile::TempDir {
              name_prefix = \"{}-\", region = \"us-east-1\", endpoint_url = \"{}\", poll = \"300ms\" }}\n",
             aws.bucket,
             aws.queue,
-            unique(tag),
+            prefix,
             aws.endpoint
         ),
     )
