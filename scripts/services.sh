@@ -79,3 +79,11 @@ NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:$PG_PORT/postgres
 NIGHTJAR_TEST_AWS=http://127.0.0.1:$MOTO_PORT
 EOF
 echo "== services ready ($ENV_FILE)"
+
+# --- asl-validator (npm), for tests/sfn_compile.rs ------------------------------
+# Checks the Amazon States Language nightjar compiles DAGs to. Installed into
+# target/node (gitignored); skipped when already there.
+if [ ! -x target/node/node_modules/.bin/asl-validator ]; then
+    echo "== installing asl-validator (npm) into target/node"
+    npm install --silent --no-audit --no-fund --prefix target/node asl-validator >/dev/null
+fi

@@ -24,6 +24,7 @@ pub mod graph;
 pub mod normalize;
 pub mod pii;
 pub mod schedule;
+pub mod sfn;
 pub mod spec;
 pub mod steps;
 pub mod store;

@@ -11,8 +11,11 @@ mod pii;
 mod preview;
 mod run;
 mod schedule;
+mod sfn;
+mod step;
 mod table;
 mod validate;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -94,6 +97,15 @@ enum Command {
     /// Normalization tools: DDL for a normalize job, dependency discovery.
     #[command(subcommand)]
     Normalize(normalize::NormalizeCommand),
+    /// AWS Step Functions: compile a DAG to a state machine, deploy it.
+    #[command(subcommand)]
+    Sfn(sfn::SfnCommand),
+    /// Run one task of one run in this process, against the env's artifact
+    /// store (the entry point of containers and Lambda functions).
+    Step(step::StepArgs),
+    /// Take tasks from an SQS queue (Step Functions `.waitForTaskToken`),
+    /// run them, answer with their task tokens.
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +133,9 @@ pub fn main() -> ExitCode {
         Command::Schedule(ref args) => schedule::schedule(&cli, args),
         Command::Pause { ref dag } => schedule::pause(&cli, dag, true),
         Command::Unpause { ref dag } => schedule::pause(&cli, dag, false),
+        Command::Sfn(ref cmd) => sfn::sfn(&cli, cmd),
+        Command::Step(ref args) => step::step(&cli, args),
+        Command::Worker(ref args) => worker::worker(&cli, args),
     };
     match result {
         Ok(code) => code,

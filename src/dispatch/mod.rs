@@ -5,6 +5,10 @@
 //! compiles the whole DAG instead; see the `sfn` commands.)
 
 pub mod local;
+pub mod remote_artifacts;
+pub mod step;
+pub mod stepfunctions;
+pub mod worker;
 
 use async_trait::async_trait;
 

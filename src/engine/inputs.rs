@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::data::DatasetRef;
 use crate::spec::Task;
 
-pub(super) fn resolve(
+pub fn resolve(
     task: &Task,
     outputs: &HashMap<String, Vec<DatasetRef>>,
 ) -> Result<BTreeMap<String, DatasetRef>, String> {

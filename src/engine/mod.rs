@@ -6,7 +6,7 @@
 
 pub mod events;
 mod execute;
-mod inputs;
+pub mod inputs;
 pub mod log;
 mod plan;
 pub mod retry;
@@ -116,7 +116,7 @@ impl Engine {
         }
     }
 
-    fn emit(&self, e: Event<'_>) {
+    pub(crate) fn emit(&self, e: Event<'_>) {
         for o in &self.observers {
             o.event(&e);
         }
@@ -139,7 +139,11 @@ impl Engine {
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
-        let state = execute::execute(self, dag, &planned).await?;
+        let state = if planned.env.dispatch == crate::spec::project::DispatchMode::Stepfunctions {
+            crate::dispatch::stepfunctions::execute(self, dag, &planned.run, &planned.env, &req.vars).await?
+        } else {
+            execute::execute(self, dag, &planned).await?
+        };
         let tasks = self
             .store
             .tasks(&run_id)?

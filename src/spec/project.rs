@@ -46,6 +46,8 @@ pub struct Environment {
     pub dispatch: DispatchMode,
     pub artifacts: Option<String>,
     pub report: toml::Table,
+    /// `sfn = { ... }`: how Step Functions runs tasks (see `crate::sfn::SfnSettings`).
+    pub sfn: Option<crate::sfn::SfnSettings>,
 }
 
 /// A project: its folder and its environments.
@@ -76,6 +78,8 @@ struct EnvFile {
     artifacts: Option<String>,
     #[serde(default)]
     report: toml::Table,
+    /// Step Functions dispatch settings (checked by `check_sfn`).
+    sfn: Option<toml::Value>,
 }
 
 /// Connection kinds nightjar knows.
@@ -183,9 +187,10 @@ impl Project {
             default_env: file.default_env.clone().unwrap_or_else(|| "local".into()),
             envs: BTreeMap::new(),
         };
-        for (env_name, env) in file.env {
+        for (env_name, mut env) in file.env {
+            let sfn = check_sfn(doc, &env_name, &env, diags);
             let mut connections = BTreeMap::new();
-            for (name, mut table) in env.connections {
+            for (name, mut table) in std::mem::take(&mut env.connections) {
                 let path = format!("env.{env_name}.connections.{name}");
                 let kind = match table.remove("kind") {
                     Some(toml::Value::String(k)) => k,
@@ -226,6 +231,7 @@ impl Project {
                     dispatch: env.dispatch,
                     artifacts: env.artifacts,
                     report: env.report,
+                    sfn,
                 },
             );
         }
@@ -267,6 +273,41 @@ impl Project {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
     }
+}
+
+/// Reads `env.NAME.sfn` and checks that Step Functions dispatch has what
+/// it needs (settings for the chosen resource, an S3 artifact store).
+fn check_sfn(doc: &Doc, env_name: &str, env: &EnvFile, diags: &mut Vec<Diagnostic>) -> Option<crate::sfn::SfnSettings> {
+    let path = format!("env.{env_name}.sfn");
+    let settings: Option<crate::sfn::SfnSettings> = env.sfn.clone().and_then(|v| doc.deserialize_all(&path, v, diags));
+    if let Some(s) = &settings {
+        for p in s.problems() {
+            let origin = match p.key {
+                Some(k) => doc.value_origin(&format!("{path}.{k}")),
+                None => doc.value_origin(&format!("{path}.resource")),
+            };
+            diags.push(Diagnostic::error(origin, p.message).with_hint(p.hint));
+        }
+    }
+    if env.dispatch == DispatchMode::Stepfunctions {
+        let dispatch = format!("env.{env_name}.dispatch");
+        if env.sfn.is_none() {
+            diags.push(
+                Diagnostic::error(doc.value_origin(&dispatch), "`dispatch = \"stepfunctions\"` needs `sfn` settings")
+                    .with_hint("add `sfn = { resource = \"sqs\", queue = \"https://sqs...\", role_arn = \"arn:aws:iam::...\" }` (see docs/stepfunctions.md)"),
+            );
+        }
+        if !env.artifacts.as_deref().is_some_and(|a| a.starts_with("s3://")) {
+            diags.push(
+                Diagnostic::error(
+                    doc.value_origin(&dispatch),
+                    "`dispatch = \"stepfunctions\"` needs an S3 artifact store: tasks run on other machines",
+                )
+                .with_hint("add `artifacts = \"s3://BUCKET/PREFIX/\"` to this env"),
+            );
+        }
+    }
+    settings
 }
 
 #[cfg(test)]
