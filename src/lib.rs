@@ -21,8 +21,10 @@ pub mod data;
 pub mod dispatch;
 pub mod engine;
 pub mod graph;
+pub mod redshift;
 pub mod spec;
 pub mod steps;
 pub mod store;
 #[doc(hidden)]
 pub mod testenv;
+pub mod warehouse;

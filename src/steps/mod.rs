@@ -248,6 +248,7 @@ impl Registry {
         r.register(load::csv::KIND);
         r.register(load::parquet::KIND);
         r.register(load::sqlite::KIND);
+        r.register(load::redshift::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);

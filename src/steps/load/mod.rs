@@ -22,6 +22,7 @@ use crate::steps::StepContext;
 
 pub mod csv;
 pub mod parquet;
+pub mod redshift;
 pub mod sqlite;
 
 /// Runs `work` on the blocking pool with a cancellation token of its own,
