@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod redshift_data_api;
+pub mod step;
 
 use std::sync::Once;
 

@@ -207,6 +207,15 @@ impl DataApiServer {
         ids.iter().map(|i| map[i].status.name().to_string()).collect()
     }
 
+    /// The status names of the batches (BatchExecuteStatement) so far,
+    /// in id order.
+    pub fn batch_statuses(&self) -> Vec<String> {
+        let map = self.state.statements.lock().unwrap();
+        let mut ids: Vec<_> = map.iter().filter(|(_, s)| s.batch).map(|(k, _)| k.clone()).collect();
+        ids.sort();
+        ids.iter().map(|i| map[i].status.name().to_string()).collect()
+    }
+
     /// A client on this server's schema, for setting up and checking tables.
     pub async fn db(&self) -> tokio_postgres::Client {
         connect(&self.state.pg_url, &self.schema).await.expect("connect")
