@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use aws_sdk_redshiftdata::error::DisplayErrorContext;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
@@ -17,6 +15,7 @@ use aws_sdk_redshiftdata::types::{Field as Value, StatusString};
 use tokio_util::sync::CancellationToken;
 
 use super::RedshiftConnection;
+use crate::warehouse::sql_text::{ColumnKind, text_rows_to_batch};
 
 /// Poll intervals: start short (most statements take well under a
 /// second), grow by half each time, never wait more than the cap.
@@ -204,7 +203,7 @@ impl DataApi {
     /// The result of a finished statement (`ID`, or `ID:N` for a batch's
     /// N-th statement), all pages, as one Arrow batch: integers as Int64,
     /// floats as Float64, booleans, everything else as text (as the Data
-    /// API returns it).
+    /// API returns it; see [`to_batch`]).
     pub async fn result(&self, id: &str) -> Result<RecordBatch> {
         let mut token: Option<String> = None;
         let mut columns: Vec<(String, String)> = Vec::new();
@@ -241,78 +240,28 @@ impl DataApi {
     }
 }
 
-/// The Arrow type a Redshift type name's values are read as.
-fn arrow_type(type_name: &str) -> DataType {
-    match type_name {
-        "int2" | "int4" | "int8" | "smallint" | "integer" | "bigint" | "oid" => DataType::Int64,
-        "float4" | "float8" | "real" | "double precision" | "float" => DataType::Float64,
-        "bool" | "boolean" => DataType::Boolean,
-        _ => DataType::Utf8,
-    }
-}
-
+/// The rows as Arrow columns typed by the Redshift type names (integers,
+/// floats, booleans, dates; the rest as text, as the Data API returns it).
 fn to_batch(columns: &[(String, String)], rows: &[Vec<Value>]) -> Result<RecordBatch> {
-    let mut fields = Vec::new();
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for (i, (name, ty)) in columns.iter().enumerate() {
-        let cell = |r: &Vec<Value>| r.get(i).cloned().unwrap_or(Value::IsNull(true));
-        let dt = arrow_type(ty);
-        let array: ArrayRef = match dt {
-            DataType::Int64 => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r) {
-                        Value::LongValue(v) => b.append_value(v),
-                        Value::StringValue(s) => b.append_option(s.parse().ok()),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Float64 => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r) {
-                        Value::DoubleValue(v) => b.append_value(v),
-                        Value::LongValue(v) => b.append_value(v as f64),
-                        Value::StringValue(s) => b.append_option(s.parse().ok()),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(rows.len());
-                for r in rows {
-                    match cell(r) {
-                        Value::BooleanValue(v) => b.append_value(v),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            _ => {
-                let mut b = StringBuilder::new();
-                for r in rows {
-                    match cell(r) {
-                        Value::StringValue(s) => b.append_value(s),
-                        Value::LongValue(v) => b.append_value(v.to_string()),
-                        Value::DoubleValue(v) => b.append_value(v.to_string()),
-                        Value::BooleanValue(v) => b.append_value(v.to_string()),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-        };
-        fields.push(Field::new(name, dt, true));
-        arrays.push(array);
-    }
-    let schema = Arc::new(Schema::new(fields));
-    if arrays.is_empty() {
-        return Ok(RecordBatch::new_empty(schema));
-    }
-    Ok(RecordBatch::try_new(schema, arrays)?)
+    let cols: Vec<(String, ColumnKind)> = columns
+        .iter()
+        .map(|(n, t)| (n.clone(), ColumnKind::of_type_name(t)))
+        .collect();
+    let cells: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    Value::StringValue(s) => Some(s.clone()),
+                    Value::LongValue(n) => Some(n.to_string()),
+                    Value::DoubleValue(f) => Some(f.to_string()),
+                    Value::BooleanValue(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    text_rows_to_batch(&cols, &cells)
 }
 
 /// Cancels the statement when the waiting future is dropped before it saw

@@ -23,6 +23,7 @@ pub mod extract;
 pub mod load;
 pub mod noop;
 pub mod shell;
+pub mod sql;
 #[cfg(test)]
 pub mod testing;
 pub mod transform;
@@ -249,6 +250,7 @@ impl Registry {
         r.register(load::parquet::KIND);
         r.register(load::sqlite::KIND);
         r.register(load::redshift::KIND);
+        r.register(sql::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);

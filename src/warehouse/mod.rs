@@ -8,7 +8,9 @@
 
 pub mod ddl;
 pub mod modes;
+pub mod postgres;
 pub mod schema;
+pub mod sql_text;
 
 use anyhow::{Result, bail};
 
