@@ -251,6 +251,7 @@ impl Registry {
         r.register(load::sqlite::KIND);
         r.register(load::redshift::KIND);
         r.register(sql::KIND);
+        r.register(load::postgres::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);

@@ -8,6 +8,7 @@
 
 pub mod ddl;
 pub mod modes;
+pub mod pg_values;
 pub mod postgres;
 pub mod schema;
 pub mod sql_text;

@@ -22,6 +22,7 @@ use crate::steps::StepContext;
 
 pub mod csv;
 pub mod parquet;
+pub mod postgres;
 pub mod redshift;
 pub mod sqlite;
 
