@@ -88,6 +88,7 @@ pub fn is_truncate(sql: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[allow(unused_imports)] // benches include this module without its tests
     use super::*;
 
     #[test]
