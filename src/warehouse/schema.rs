@@ -42,10 +42,12 @@ impl TargetColumn {
             "bigint" => DataType::Int64,
             "real" => DataType::Float32,
             "double precision" => DataType::Float64,
-            "numeric" => DataType::Decimal128(
-                self.precision.unwrap_or(38).clamp(1, 38) as u8,
-                self.scale.unwrap_or(0).clamp(0, 38) as i8,
-            ),
+            // PostgreSQL's unconstrained NUMERIC has no precision: stage
+            // it with 10 fraction digits rather than rounding to integers.
+            "numeric" => match self.precision {
+                Some(p) => DataType::Decimal128(p.clamp(1, 38) as u8, self.scale.unwrap_or(0).clamp(0, 38) as i8),
+                None => DataType::Decimal128(38, 10),
+            },
             "boolean" => DataType::Boolean,
             "date" => DataType::Date32,
             "timestamp without time zone" => DataType::Timestamp(TimeUnit::Microsecond, None),
