@@ -89,6 +89,34 @@ impl<'a> PgColumn<'a> {
     }
 }
 
+/// The header of a binary COPY stream: signature, flags, extension length.
+pub const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The trailer of a binary COPY stream (a field count of -1).
+pub const COPY_TRAILER: &[u8] = b"\xff\xff";
+
+/// Appends `rows` rows of `cols` (of PostgreSQL `types`) to `out` in the
+/// binary COPY format. Encoding a whole batch into one buffer sends it in
+/// one message rather than a write (and an await) per row.
+pub fn encode_rows(cols: &[PgColumn<'_>], types: &[Type], rows: usize, out: &mut BytesMut) -> Result<()> {
+    for r in 0..rows {
+        out.put_i16(cols.len() as i16);
+        for (c, ty) in cols.iter().zip(types) {
+            let at = out.len();
+            out.put_i32(0);
+            let len = match c
+                .get(r)
+                .to_sql_checked(ty, out)
+                .map_err(|e| anyhow::anyhow!("encoding a {ty} value: {e}"))?
+            {
+                IsNull::Yes => -1,
+                IsNull::No => (out.len() - at - 4) as i32,
+            };
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
 /// A decimal (`value` × 10^-`scale`) in PostgreSQL's binary NUMERIC form.
 #[derive(Debug, Clone, Copy)]
 pub struct PgNumeric {

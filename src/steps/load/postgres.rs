@@ -15,7 +15,7 @@
 //! The same modes and config as `load.sqlite` and `load.redshift`, so a job
 //! loads any warehouse by switching `--env`. Within one transaction: a
 //! temporary staging table `LIKE` the target receives the rows by binary
-//! COPY (converted to the target's column types first), then the mode's
+//! COPY (one message per batch) (converted to the target's column types first), then the mode's
 //! statements move them into the target. A failed, cancelled or dropped
 //! load leaves the table as it was (dropping the connection aborts the
 //! transaction).
@@ -23,16 +23,16 @@
 use anyhow::{Context, Result, bail};
 use arrow::record_batch::RecordBatchReader;
 use async_trait::async_trait;
-use futures_util::pin_mut;
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, pin_mut};
 use serde::Deserialize;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
 use crate::data::rows::DEFAULT_BATCH_ROWS;
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
 use crate::warehouse::ddl::{self, Dialect};
 use crate::warehouse::modes::{self, InputRules, Mode, Partition, Role};
-use crate::warehouse::pg_values::PgColumn;
+use crate::warehouse::pg_values::{COPY_HEADER, COPY_TRAILER, PgColumn, encode_rows};
 use crate::warehouse::postgres::describe;
 use crate::warehouse::schema::{self, TargetColumn};
 use crate::warehouse::{TableName, ident};
@@ -152,12 +152,14 @@ impl Step for PostgresLoad {
             .collect();
         let names: Vec<String> = target.iter().map(|c| ident(&c.name)).collect();
         let sink = tx
-            .copy_in(&format!("COPY {STAGE} ({}) FROM STDIN BINARY", names.join(", ")))
+            .copy_in::<_, Bytes>(&format!("COPY {STAGE} ({}) FROM STDIN BINARY", names.join(", ")))
             .await?;
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        pin_mut!(writer);
+        pin_mut!(sink);
+        let copy_error = |e: tokio_postgres::Error| anyhow::anyhow!("COPY into `{table}`: {}", describe(&e));
+        sink.send(Bytes::from_static(COPY_HEADER)).await.map_err(copy_error)?;
         let mut progress = cx.progress(&format!("loading into {table}"));
         let mut offset = 0u64;
+        let mut buf = BytesMut::new();
         for batch in reader {
             cx.check_cancelled()?;
             let batch = batch.context("reading the input dataset")?;
@@ -168,22 +170,14 @@ impl Step for PostgresLoad {
                 .iter()
                 .map(|c| PgColumn::of(c.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
-            let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(cols.len());
-            for r in 0..converted.num_rows() {
-                row.clear();
-                row.extend(cols.iter().map(|c| c.get(r)));
-                writer.as_mut().write(&row).await.map_err(|e| {
-                    anyhow::anyhow!("COPY into `{table}`, row {}: {}", offset + r as u64 + 1, describe(&e))
-                })?;
-            }
+            encode_rows(&cols, &types, converted.num_rows(), &mut buf)?;
+            sink.send(buf.split().freeze()).await.map_err(copy_error)?;
             offset += batch.num_rows() as u64;
             progress.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
         }
         progress.finish();
-        writer
-            .finish()
-            .await
-            .map_err(|e| anyhow::anyhow!("COPY into `{table}`: {}", describe(&e)))?;
+        sink.send(Bytes::from_static(COPY_TRAILER)).await.map_err(copy_error)?;
+        sink.finish().await.map_err(copy_error)?;
 
         let (mut deleted, mut inserted) = (0u64, 0u64);
         for (sql, role) in modes::statements(self.mode, &table, STAGE, &self.key, self.partition.as_ref()) {
