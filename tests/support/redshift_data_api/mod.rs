@@ -391,16 +391,28 @@ async fn execute(state: Arc<State>, id: String) {
     if let Err(e) = db.batch_execute("BEGIN").await {
         return finish(&state, &id, None, Some(e.to_string()));
     }
+    // The delay runs in PostgreSQL in short sleeps, checking between them
+    // for a cancel that arrived while no query was running (which
+    // PostgreSQL's cancel would miss).
     let delay = *state.batch_delay.lock().unwrap();
-    if batch
-        && delay > 0.0
-        && let Err(e) = db.execute(&format!("SELECT pg_sleep({delay})"), &[]).await
-    {
-        let _ = db.batch_execute("ROLLBACK").await;
-        return finish(&state, &id, Some(0), Some(pg_message(&e)));
+    let mut slept = 0.0;
+    while batch && slept < delay {
+        if cancelled(&state, &id) {
+            let _ = db.batch_execute("ROLLBACK").await;
+            return finish(&state, &id, Some(0), Some("cancelled".into()));
+        }
+        if let Err(e) = db.execute("SELECT pg_sleep(0.1)", &[]).await {
+            let _ = db.batch_execute("ROLLBACK").await;
+            return finish(&state, &id, Some(0), Some(pg_message(&e)));
+        }
+        slept += 0.1;
     }
     for (i, sql) in sqls.iter().enumerate() {
         let query_id = state.next_id.fetch_add(1, Ordering::SeqCst);
+        if cancelled(&state, &id) {
+            let _ = db.batch_execute("ROLLBACK").await;
+            return finish(&state, &id, Some(i), Some("cancelled".into()));
+        }
         set_sub(&state, &id, i, |s| {
             s.status = Status::Started;
             s.query_id = query_id;
@@ -421,6 +433,15 @@ async fn execute(state: Arc<State>, id: String) {
         Ok(()) => finish(&state, &id, None, None),
         Err(e) => finish(&state, &id, None, Some(pg_message(&e))),
     }
+}
+
+fn cancelled(state: &State, id: &str) -> bool {
+    state
+        .statements
+        .lock()
+        .unwrap()
+        .get(id)
+        .is_some_and(|s| s.cancel_requested)
 }
 
 fn set_sub(state: &State, id: &str, i: usize, f: impl FnOnce(&mut Sub)) {
