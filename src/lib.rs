@@ -25,8 +25,10 @@ pub mod normalize;
 pub mod pii;
 pub mod schedule;
 pub mod sfn;
+pub mod redshift;
 pub mod spec;
 pub mod steps;
 pub mod store;
 #[doc(hidden)]
 pub mod testenv;
+pub mod warehouse;

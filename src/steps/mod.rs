@@ -23,6 +23,7 @@ pub mod extract;
 pub mod load;
 pub mod noop;
 pub mod shell;
+pub mod sql;
 #[cfg(test)]
 pub mod testing;
 pub mod transform;
@@ -256,6 +257,9 @@ impl Registry {
         r.register(load::csv::KIND);
         r.register(load::parquet::KIND);
         r.register(load::sqlite::KIND);
+        r.register(load::redshift::KIND);
+        r.register(sql::KIND);
+        r.register(load::postgres::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);

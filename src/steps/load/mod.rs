@@ -23,6 +23,8 @@ use crate::steps::StepContext;
 pub mod csv;
 pub mod parquet;
 mod sql_values;
+pub mod postgres;
+pub mod redshift;
 pub mod sqlite;
 
 /// Runs `work` on the blocking pool with a cancellation token of its own,
