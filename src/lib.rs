@@ -21,6 +21,7 @@ pub mod data;
 pub mod dispatch;
 pub mod engine;
 pub mod graph;
+pub mod report;
 pub mod spec;
 pub mod steps;
 pub mod store;
