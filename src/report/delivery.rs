@@ -51,6 +51,11 @@ pub(super) async fn deliver(shared: Arc<Shared>, i: usize) {
     let mut give_up = false;
     loop {
         let closing = shared.closing.load(Ordering::SeqCst);
+        if batch_size > 1 && !closing && partial_batch(&shared, i, batch_size) {
+            // Events come one by one from the engine: wait a moment for
+            // more, so that a call carries a full batch rather than one.
+            tokio::time::sleep(LINGER).await;
+        }
         let (batch, from_spool, idle_done) = {
             let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
             let lane = &mut st.lanes[i];
@@ -136,6 +141,16 @@ pub(super) async fn deliver(shared: Arc<Shared>, i: usize) {
             }
         }
     }
+}
+
+/// How long a partial batch waits for more events.
+const LINGER: Duration = Duration::from_millis(10);
+
+/// Whether the sink is in normal mode with some, but not a batch of, events.
+fn partial_batch(shared: &Shared, i: usize, batch_size: usize) -> bool {
+    let st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    let lane = &st.lanes[i];
+    lane.spool.is_empty() && !lane.buffer.is_empty() && lane.buffer.len() < batch_size
 }
 
 fn lane_empty(shared: &Shared, i: usize) -> bool {
