@@ -26,6 +26,7 @@ pub mod pii;
 pub mod schedule;
 pub mod sfn;
 pub mod redshift;
+pub mod report;
 pub mod spec;
 pub mod steps;
 pub mod store;

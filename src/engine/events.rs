@@ -35,6 +35,8 @@ pub enum Event<'a> {
         attempt: u32,
         elapsed: Duration,
         rows_out: u64,
+        /// The step's full row accounting (rows in, quarantined, ...).
+        metrics: &'a crate::steps::Metrics,
     },
     TaskFailed {
         run_id: &'a str,

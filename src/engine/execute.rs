@@ -332,6 +332,7 @@ impl TaskJob {
                         attempt,
                         elapsed,
                         rows_out: out.metrics.rows_out,
+                        metrics: &out.metrics,
                     });
                     return Ok((TaskState::Success, Some(out)));
                 }

@@ -55,6 +55,8 @@ pub struct Dag {
     pub pii: Vec<String>,
     /// Tasks in file order.
     pub tasks: Vec<Task>,
+    /// `[alerts]`: whom to tell on failure, success, SLA miss.
+    pub alerts: crate::report::alert::Alerts,
 }
 
 /// One task: a job plus how to run it.
@@ -152,6 +154,9 @@ struct DagHeader {
     pii: Vec<String>,
     #[serde(default)]
     task: Vec<Table>,
+    /// Alerts on failure, success and SLA miss (`src/report/alert.rs`).
+    #[serde(default)]
+    alerts: crate::report::alert::Alerts,
 }
 
 impl DagHeader {
@@ -178,6 +183,7 @@ impl DagHeader {
             vars: table.get("vars").and_then(Value::as_table).cloned().unwrap_or_default(),
             pii: Vec::new(),
             task: tasks,
+            alerts: Default::default(),
         }
     }
 }
@@ -296,6 +302,7 @@ impl Loader<'_> {
         if let Some(Value::Table(d)) = doc.table.get("defaults") {
             doc.check_keys("defaults", d, field_names::<PolicyFile>(), &mut self.diags);
         }
+        self.check_alert_keys(&doc);
         // Every bad value is reported; the header keeps the good ones.
         let header: DagHeader = doc
             .deserialize_all("", Value::Table(doc.table.clone()), &mut self.diags)
@@ -392,6 +399,8 @@ impl Loader<'_> {
                     );
                 }
             }
+        for (path, msg, hint) in header.alerts.check() {
+            self.error(doc.value_origin(&join("alerts", &path)), msg, hint);
         }
         let defaults = header.defaults.over(&TaskPolicy::default());
         self.check_policy(&doc, "defaults", &defaults);
@@ -432,7 +441,30 @@ impl Loader<'_> {
             vars: header.vars,
             pii: header.pii,
             tasks,
+            alerts: header.alerts,
         })
+    }
+
+    /// Unknown keys in `[alerts]` and in its target tables.
+    fn check_alert_keys(&mut self, doc: &Doc) {
+        use crate::report::alert::{Alerts, TARGET_KEYS};
+        let Some(Value::Table(a)) = doc.table.get("alerts") else {
+            return;
+        };
+        doc.check_keys("alerts", a, field_names::<Alerts>(), &mut self.diags);
+        for (key, v) in a {
+            match v {
+                Value::Table(t) => doc.check_keys(&format!("alerts.{key}"), t, TARGET_KEYS, &mut self.diags),
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Value::Table(t) = item {
+                            doc.check_keys(&format!("alerts.{key}[{i}]"), t, TARGET_KEYS, &mut self.diags);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     fn date_field(&mut self, doc: &Doc, key: &str, v: Option<&Value>) -> Option<NaiveDate> {

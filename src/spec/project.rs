@@ -175,6 +175,10 @@ impl Project {
             for (name, env) in envs {
                 if let toml::Value::Table(t) = env {
                     doc.check_keys(&format!("env.{name}"), t, field_names::<EnvFile>(), diags);
+                    if let Some(toml::Value::Table(r)) = t.get("report") {
+                        let keys = field_names::<crate::report::ReportSettings>();
+                        doc.check_keys(&format!("env.{name}.report"), r, keys, diags);
+                    }
                 }
             }
         }
