@@ -242,7 +242,7 @@ impl Ingest {
         }
         let b = self.builder.as_ref().expect("columns fixed");
         // The byte size is summed over the columns: checked every 1,024 rows.
-        if b.len() >= DEFAULT_BATCH_ROWS || (b.len() % 1024 == 0 && b.buffered_bytes() >= 64 << 20) {
+        if b.len() >= DEFAULT_BATCH_ROWS || (b.len().is_multiple_of(1024) && b.buffered_bytes() >= 64 << 20) {
             self.flush()?;
         }
         Ok(())
