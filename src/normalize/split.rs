@@ -479,7 +479,8 @@ fn check_foreign_keys(
                 .iter()
                 .position(|x| x.name == fk.references)
                 .expect("references an entity");
-            let known: HashSet<u128> = groupings[ri].groups.iter().map(|g| g.key).collect();
+            let known: HashSet<u128, std::hash::BuildHasherDefault<PreHashed>> =
+                groupings[ri].groups.iter().map(|g| g.key).collect();
             let rows = &rows_of[e.name.as_str()];
             let idx = UInt32Array::from(rows.clone());
             let cols: Vec<ArrayRef> = fk
@@ -514,7 +515,11 @@ fn check_foreign_keys(
 
 /// Rows whose foreign key hash is not among the referenced keys (rows with
 /// a NULL in the foreign key are not orphans).
-pub fn orphans(hashes: &[u128], known: &HashSet<u128>, is_null: impl Fn(usize) -> bool) -> Vec<usize> {
+pub fn orphans<S: std::hash::BuildHasher>(
+    hashes: &[u128],
+    known: &HashSet<u128, S>,
+    is_null: impl Fn(usize) -> bool,
+) -> Vec<usize> {
     (0..hashes.len())
         .filter(|&r| !is_null(r) && !known.contains(&hashes[r]))
         .collect()
