@@ -213,3 +213,32 @@ fn approximate_fds_say_how_many_rows_break_them() {
     assert!(job.contains("# approximate: a -> b (1 rows break it)"), "{job}");
     assert!(p.text().contains("approximate: 1 rows break it"));
 }
+
+#[test]
+fn the_infer_command_prints_fds_entities_and_a_job_that_validates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["normalize", "infer", &fixture("iris.csv").to_string_lossy(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["fds"].as_array().unwrap().len(), 4);
+    assert_eq!(v["rows"], 150);
+    // The proposed job is a valid transform.normalize job.
+    let t = Encoded::from_csv(&fixture("iris.csv")).unwrap();
+    let job = propose(&t, &discover(&t, Options::default())).job();
+    let mut table: toml::Table = toml::from_str(&job).unwrap();
+    table.remove("kind");
+    let kind = nightjar::steps::Registry::builtin();
+    let problems = kind
+        .get("transform.normalize")
+        .unwrap()
+        .check(toml::Value::Table(table))
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["normalize", "infer", "no/such.csv"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no such file"));
+}

@@ -170,6 +170,33 @@ fn one_day_of_online_retail_lands_in_the_warehouse() {
         "{n}"
     );
     let ids = product_ids(&db);
+    let text = nightjar(p.path(), &["show", "retail_nightly@2010-12-01"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("normalize: entity `products`:") && text.contains("\"StockCode\""),
+        "{text}"
+    );
+
+    // DDL from the run's outputs, by the job file alone; it runs on SQLite.
+    let ddl = nightjar(
+        p.path(),
+        &[
+            "normalize",
+            "ddl",
+            "jobs/retail/normalize.toml",
+            "--dialect",
+            "sqlite",
+            "--out",
+            "-",
+        ],
+    );
+    assert!(ddl.status.success(), "{}", String::from_utf8_lossy(&ddl.stderr));
+    let sql = String::from_utf8_lossy(&ddl.stdout);
+    assert!(sql.contains("CREATE TABLE IF NOT EXISTS \"invoice_lines\""), "{sql}");
+    rusqlite::Connection::open_in_memory()
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
 
     // Running the date again with --force replaces its rows, never doubles them.
     let out = nightjar(

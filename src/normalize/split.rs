@@ -83,6 +83,27 @@ pub struct Split {
 
 const NONE: u32 = u32::MAX;
 
+/// Keys here are already xxh3-128 hashes: hashing them again (SipHash)
+/// would only cost time.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type ByHash<V> = HashMap<u128, V, std::hash::BuildHasherDefault<PreHashed>>;
+
 struct Variant {
     attrs: u128,
     count: u32,
@@ -137,7 +158,7 @@ fn group(e: &EntityPlan, flat: &RecordBatch) -> Result<Grouping> {
         .iter()
         .map(|c| flat.column_by_name(c).expect("checked"))
         .collect();
-    let mut index: HashMap<u128, u32> = HashMap::new();
+    let mut index: ByHash<u32> = ByHash::default();
     let mut groups: Vec<Group> = Vec::new();
     let mut row_group = vec![NONE; n];
     let mut null_keys = 0;
@@ -406,12 +427,26 @@ fn build(
         } else if let Some(fk) = e.foreign_keys.iter().find(|f| f.surrogate.as_ref() == Some(&name)) {
             let natural = fk.columns.iter().map(|c| taken(c)).collect::<Result<Vec<_>>>()?;
             let keys = SurrogateKeys::new(&opts.surrogate_salt);
+            // One surrogate per distinct foreign key (lines repeat products).
+            let fields: Vec<Field> = fk
+                .columns
+                .iter()
+                .zip(&natural)
+                .map(|(c, a)| Field::new(c, a.data_type().clone(), true))
+                .collect();
+            let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), natural.clone())?;
+            let hashes = RowHasher::new(b.schema_ref(), &fk.columns)?.hashes(&b)?;
+            let mut cache: ByHash<i64> = ByHash::default();
             let mut out = Vec::with_capacity(rows.len());
-            for r in 0..rows.len() {
+            for (r, h) in hashes.iter().enumerate() {
                 if natural.iter().any(|a| a.is_null(r)) {
                     out.push(None);
+                } else if let Some(k) = cache.get(h) {
+                    out.push(Some(*k));
                 } else {
-                    out.push(Some(keys.key_of(&SurrogateKeys::encode(&natural, r)?)));
+                    let k = keys.key_of(&SurrogateKeys::encode(&natural, r)?);
+                    cache.insert(*h, k);
+                    out.push(Some(k));
                 }
             }
             (
@@ -444,7 +479,8 @@ fn check_foreign_keys(
                 .iter()
                 .position(|x| x.name == fk.references)
                 .expect("references an entity");
-            let known: HashSet<u128> = groupings[ri].groups.iter().map(|g| g.key).collect();
+            let known: HashSet<u128, std::hash::BuildHasherDefault<PreHashed>> =
+                groupings[ri].groups.iter().map(|g| g.key).collect();
             let rows = &rows_of[e.name.as_str()];
             let idx = UInt32Array::from(rows.clone());
             let cols: Vec<ArrayRef> = fk
@@ -479,7 +515,11 @@ fn check_foreign_keys(
 
 /// Rows whose foreign key hash is not among the referenced keys (rows with
 /// a NULL in the foreign key are not orphans).
-pub fn orphans(hashes: &[u128], known: &HashSet<u128>, is_null: impl Fn(usize) -> bool) -> Vec<usize> {
+pub fn orphans<S: std::hash::BuildHasher>(
+    hashes: &[u128],
+    known: &HashSet<u128, S>,
+    is_null: impl Fn(usize) -> bool,
+) -> Vec<usize> {
     (0..hashes.len())
         .filter(|&r| !is_null(r) && !known.contains(&hashes[r]))
         .collect()

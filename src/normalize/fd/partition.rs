@@ -83,27 +83,32 @@ impl Partition {
                 scratch[r as usize] = i as u32;
             }
         }
-        let mut groups: Vec<Vec<u32>> = vec![Vec::new(); self.class_count()];
         let mut out = Partition {
             rows: Vec::new(),
             starts: vec![0],
         };
+        // Per class of `other`: its rows that are in a class of `self`,
+        // sorted by that class; runs of two or more are classes of the
+        // product. No allocation per class.
+        let mut buf: Vec<(u32, u32)> = Vec::new();
         for c in other.classes() {
-            for &r in c {
+            buf.clear();
+            buf.extend(c.iter().filter_map(|&r| {
                 let i = scratch[r as usize];
-                if i != u32::MAX {
-                    groups[i as usize].push(r);
-                }
+                (i != u32::MAX).then_some((i, r))
+            }));
+            if buf.len() < 2 {
+                continue;
             }
-            for &r in c {
-                let i = scratch[r as usize];
-                if i != u32::MAX {
-                    let g = &mut groups[i as usize];
-                    if g.len() >= 2 {
-                        out.rows.extend_from_slice(g);
+            buf.sort_unstable();
+            let mut start = 0;
+            for k in 1..=buf.len() {
+                if k == buf.len() || buf[k].0 != buf[start].0 {
+                    if k - start >= 2 {
+                        out.rows.extend(buf[start..k].iter().map(|&(_, r)| r));
                         out.starts.push(out.rows.len() as u32);
                     }
-                    g.clear();
+                    start = k;
                 }
             }
         }
