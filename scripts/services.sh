@@ -57,9 +57,21 @@ fi
 moto_up() {
     python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/', timeout=1)" 2>/dev/null
 }
-if ! python3 -c 'import moto.server, flask_cors' 2>/dev/null; then
+# 5.2.5 fixes Step Functions executions after the first in a region
+# (getmoto/moto#10077), which tests/sfn_e2e.rs needs.
+moto_current() {
+    python3 - <<'PY' 2>/dev/null
+import moto.server, flask_cors
+from importlib.metadata import version
+v = tuple(int(x) for x in version("moto").split(".")[:3])
+raise SystemExit(0 if (5, 2, 5) <= v < (6,) else 1)
+PY
+}
+if ! moto_current; then
     echo "== installing moto[server] (pip)"
-    python3 -m pip install -q 'moto[server]>=5,<6'
+    python3 -m pip install -q 'moto[server]>=5.2.5,<6'
+    # An older moto still serving on the port must make way for the new one.
+    pkill -f "moto.server -H 127.0.0.1 -p $MOTO_PORT" 2>/dev/null && sleep 1 || true
 fi
 if moto_up; then
     echo "== moto already up on 127.0.0.1:$MOTO_PORT"

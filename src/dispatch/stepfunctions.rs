@@ -176,7 +176,8 @@ async fn mirror(
                 )?,
                 AttemptEnd::Succeeded => {
                     let m = artifacts.manifest(&dag.name, &run.run_id, &t.id).await?;
-                    let rows_out = m.as_ref().map_or(0, |m| m.metrics.rows_out);
+                    let metrics = m.as_ref().map(|m| m.metrics.clone()).unwrap_or_default();
+                    let rows_out = metrics.rows_out;
                     match m {
                         Some(m) if m.state == "skipped" => {
                             let reason = m.reason.clone().unwrap_or_default();
@@ -218,6 +219,7 @@ async fn mirror(
                             attempt: n,
                             elapsed: std::time::Duration::ZERO,
                             rows_out,
+                            metrics: &metrics,
                         });
                     }
                 }
@@ -272,6 +274,7 @@ fn report_progress(
                     attempt: i as u32 + 1,
                     elapsed: std::time::Duration::ZERO,
                     rows_out: 0,
+                    metrics: &crate::steps::Metrics::default(),
                 }),
                 AttemptEnd::Failed(err) if i + 1 < list.len() => engine.emit(Event::TaskRetrying {
                     run_id: &run.run_id,

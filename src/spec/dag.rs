@@ -399,6 +399,7 @@ impl Loader<'_> {
                     );
                 }
             }
+        }
         for (path, msg, hint) in header.alerts.check() {
             self.error(doc.value_origin(&join("alerts", &path)), msg, hint);
         }

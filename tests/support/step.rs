@@ -36,6 +36,7 @@ impl StepRun {
             artifacts: ArtifactStore::new(dir.path().join(".nightjar/artifacts")),
             log,
             cancel: CancellationToken::new(),
+            pii: Arc::default(),
         };
         Self { dir, cx }
     }

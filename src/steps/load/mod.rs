@@ -22,9 +22,9 @@ use crate::steps::StepContext;
 
 pub mod csv;
 pub mod parquet;
-mod sql_values;
 pub mod postgres;
 pub mod redshift;
+mod sql_values;
 pub mod sqlite;
 
 /// Runs `work` on the blocking pool with a cancellation token of its own,
