@@ -42,8 +42,9 @@ fn project(dag_edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let p = dir.path();
     std::fs::create_dir_all(p.join("dags")).unwrap();
     std::fs::create_dir_all(p.join("jobs/retail")).unwrap();
-    for j in ["extract.toml", "clean.toml"] {
-        std::fs::copy(repo().join("jobs/retail").join(j), p.join("jobs/retail").join(j)).unwrap();
+    for e in std::fs::read_dir(repo().join("jobs/retail")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), p.join("jobs/retail").join(e.file_name())).unwrap();
     }
     let dag = std::fs::read_to_string(repo().join("dags/retail_nightly.toml")).unwrap();
     let dag = dag.replace("retries = 2", "retries = 0");
