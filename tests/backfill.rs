@@ -49,6 +49,10 @@ fn project(dag_edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let dag = std::fs::read_to_string(repo().join("dags/retail_nightly.toml")).unwrap();
     let dag = dag.replace("retries = 2", "retries = 0");
     std::fs::write(p.join("dags/retail_nightly.toml"), dag_edit(dag)).unwrap();
+    // One PII key for every project of this test, so that CustomerID
+    // pseudonyms agree between the backfilled and the fully loaded warehouse.
+    std::fs::create_dir_all(p.join(".nightjar")).unwrap();
+    std::fs::write(p.join(".nightjar/pii.key"), format!("hex:{}\n", "5a".repeat(32))).unwrap();
     dir
 }
 

@@ -227,7 +227,7 @@ fn a_day_without_an_export_is_skipped_not_failed() {
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["run"]["state"], "success");
     let tasks = v["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 9);
+    assert_eq!(tasks.len(), 11);
     for t in tasks {
         assert_eq!(t["task"]["state"], "skipped", "{t}");
         // Skipping is not retried.

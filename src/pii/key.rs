@@ -140,17 +140,26 @@ fn generate(path: &PathBuf) -> Result<()> {
     let mut f = std::fs::File::open("/dev/urandom").context("reading /dev/urandom for a new key")?;
     std::io::Read::read_exact(&mut f, &mut bytes)?;
     let text = format!("base64:{}\n", base64::engine::general_purpose::STANDARD.encode(bytes));
+    // Written whole to a private temporary file, then linked into place:
+    // tasks generating at the same moment never read a half-written key,
+    // and exactly one key wins (a hard link fails if the name exists).
+    let tmp = path.with_extension(format!("tmp.{}.{:x}", std::process::id(), fastrand::u64(..)));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    match opts.open(path) {
-        Ok(mut f) => std::io::Write::write_all(&mut f, text.as_bytes())
-            .with_context(|| format!("writing key file {}", path.display())),
+    let written = opts
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()).and_then(|_| f.sync_all()))
+        .with_context(|| format!("writing key file {}", tmp.display()));
+    let linked = written.and_then(|_| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
         // Another task created it at the same moment: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("creating key file {}", path.display())),
-    }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 #[cfg(test)]
@@ -164,6 +173,26 @@ mod tests {
         assert!(decode("hex:zz").is_err());
         assert_eq!(decode("base64:AAAAAAAAAAAAAAAAAAAAAA==").unwrap().len(), 16);
         assert_eq!(decode("a passphrase of some length").unwrap().len(), 27);
+    }
+
+    #[test]
+    fn concurrent_generation_agrees_on_one_whole_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = KeySource {
+            env: None,
+            file: Some("pii.key".into()),
+            generate: true,
+        };
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| src.load(dir.path()).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| k.len() == 32 && *k == keys[0]));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]
