@@ -26,6 +26,7 @@ pub mod pii;
 pub mod redshift;
 pub mod report;
 pub mod schedule;
+pub mod secrets;
 pub mod sfn;
 pub mod spec;
 pub mod steps;

@@ -68,6 +68,9 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
         message: format!("{e:#}"),
         permanent: true,
     })?;
+    crate::secrets::install(&env.secrets, &crate::aws::AwsOptions::default())
+        .await
+        .map_err(fail)?;
     let store = RemoteArtifacts::for_env(project, env).await.map_err(fail)?;
     if let Some(done) = store.manifest(&dag.name, &req.run_id, &task.id).await.map_err(fail)? {
         return Ok(StepOutcome::AlreadyDone(done));

@@ -125,6 +125,10 @@ impl Engine {
     /// Runs (or resumes) one logical date of a DAG.
     pub async fn run(&self, dag: &Dag, req: RunRequest) -> Result<RunReport> {
         let started = std::time::Instant::now();
+        // Secrets by reference are fetched before anything is recorded: a
+        // run that cannot have its secrets never starts.
+        let env = self.project.select_env(req.env.as_deref())?;
+        crate::secrets::install(&env.secrets, &crate::aws::AwsOptions::default()).await?;
         let planned = plan::plan(self, dag, &req)?;
         let run_id = planned.run.run_id.clone();
         if planned.already_succeeded {

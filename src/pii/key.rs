@@ -42,13 +42,16 @@ impl KeySource {
                 "give exactly one of `env` and `file`".into(),
                 "key = { env = \"NIGHTJAR_PII_KEY\" }".into(),
             )),
-            (Some(var), None) => match std::env::var_os(var) {
+            // A key declared under [env.NAME.secrets] is fetched when the run
+            // starts: it is not missing, and its value is not checked here.
+            (Some(var), None) => match crate::secrets::var(var) {
+                None if crate::secrets::known(var) => {}
                 None => p.push((
                     format!("environment variable `{var}` (the PII key) is not set"),
-                    format!("export {var}=... (at least {MIN_KEY_BYTES} bytes; never write the key in a file of the project)"),
+                    format!("export {var}=... (at least {MIN_KEY_BYTES} bytes), or declare it under [env.NAME.secrets] (Secrets Manager / SSM); never write the key in a file of the project"),
                 )),
                 Some(v) => {
-                    if let Err(e) = decode(&v.to_string_lossy()) {
+                    if let Err(e) = decode(&v) {
                         p.push((format!("environment variable `{var}`: {e}"), key_hint()));
                     }
                 }
@@ -67,7 +70,7 @@ impl KeySource {
     /// Reads the key. Errors name the variable or file, never the key.
     pub fn load(&self, project_dir: &Path) -> Result<Vec<u8>> {
         if let Some(var) = &self.env {
-            let v = std::env::var(var).map_err(|_| {
+            let v = crate::secrets::var(var).ok_or_else(|| {
                 anyhow::anyhow!("the PII key: environment variable `{var}` is not set (export it; never write the key in a file of the project)")
             })?;
             return decode(&v).with_context(|| format!("the PII key in `{var}`"));

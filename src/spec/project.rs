@@ -48,6 +48,9 @@ pub struct Environment {
     pub report: toml::Table,
     /// `sfn = { ... }`: how Step Functions runs tasks (see `crate::sfn::SfnSettings`).
     pub sfn: Option<crate::sfn::SfnSettings>,
+    /// `[env.NAME.secrets]`: variables whose values live in AWS Secrets
+    /// Manager or SSM (see `crate::secrets`).
+    pub secrets: BTreeMap<String, crate::secrets::SecretRef>,
 }
 
 /// A project: its folder and its environments.
@@ -80,6 +83,9 @@ struct EnvFile {
     report: toml::Table,
     /// Step Functions dispatch settings (checked by `check_sfn`).
     sfn: Option<toml::Value>,
+    /// Secrets by reference (checked by `check_secrets`).
+    #[serde(default)]
+    secrets: BTreeMap<String, toml::Value>,
 }
 
 /// Connection kinds nightjar knows.
@@ -193,6 +199,8 @@ impl Project {
         };
         for (env_name, mut env) in file.env {
             let sfn = check_sfn(doc, &env_name, &env, diags);
+            let secrets = check_secrets(doc, &env_name, std::mem::take(&mut env.secrets), diags);
+            crate::secrets::declare(secrets.keys());
             let mut connections = BTreeMap::new();
             for (name, mut table) in std::mem::take(&mut env.connections) {
                 let path = format!("env.{env_name}.connections.{name}");
@@ -236,6 +244,7 @@ impl Project {
                     artifacts: env.artifacts,
                     report: env.report,
                     sfn,
+                    secrets,
                 },
             );
         }
@@ -277,6 +286,27 @@ impl Project {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
     }
+}
+
+/// Reads `env.NAME.secrets`: each entry a reference with exactly one place.
+fn check_secrets(
+    doc: &Doc,
+    env_name: &str,
+    entries: BTreeMap<String, toml::Value>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, crate::secrets::SecretRef> {
+    let mut out = BTreeMap::new();
+    for (name, value) in entries {
+        let path = format!("env.{env_name}.secrets.{name}");
+        let Some(r) = doc.deserialize_all::<crate::secrets::SecretRef>(&path, value, diags) else {
+            continue;
+        };
+        for (message, hint) in r.problems() {
+            diags.push(Diagnostic::error(doc.value_origin(&path), message).with_hint(hint));
+        }
+        out.insert(name, r);
+    }
+    out
 }
 
 /// Reads `env.NAME.sfn` and checks that Step Functions dispatch has what
@@ -324,6 +354,31 @@ mod tests {
         let p = Project::load(dir.path()).unwrap();
         let env = p.select_env(Some("local")).unwrap();
         assert_eq!(env.connections["warehouse"].kind, "sqlite");
+    }
+
+    #[test]
+    fn secret_references_are_checked_with_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "[env.aws.secrets]\nA = { ssm = \"/a\" }\nB = { ssm = \"/b\", aws_secret = \"b\" }\nC = { arn = \"x\" }\n",
+        )
+        .unwrap();
+        let text = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            text.contains("nightjar.toml:3:") && text.contains("exactly one of"),
+            "{text}"
+        );
+        assert!(text.contains("nightjar.toml:4:") && text.contains("arn"), "{text}");
+
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "[env.aws.secrets]\nA = { ssm = \"/a\" }\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        assert_eq!(p.envs["aws"].secrets["A"].ssm.as_deref(), Some("/a"));
+        assert!(crate::secrets::known("A"), "declared names are known to validate");
     }
 
     #[test]

@@ -51,9 +51,9 @@ pub async fn connect(conn: &Connection) -> Result<Client> {
         config.dbname(&d);
     }
     if let Some(var) = text("password_env") {
-        let pw = std::env::var(&var).with_context(|| {
+        let pw = crate::secrets::var(&var).with_context(|| {
             format!(
-                "connection `{}`: `password_env` names `{var}`, which is not set",
+                "connection `{}`: `password_env` names `{var}`, which is not set (export it, or declare it under [env.NAME.secrets])",
                 conn.name
             )
         })?;

@@ -117,6 +117,37 @@ pub trait RowSource {
     fn next_row(&mut self) -> Result<Next<'_>>;
 }
 
+/// How to read a text or spreadsheet source (the `extract.*` options that
+/// apply before typing).
+pub struct SourceOptions<'a> {
+    pub csv: &'a csv::CsvOptions,
+    /// Column names for files without a header.
+    pub names: &'a [String],
+    /// JSON: the path to the array of records (`$.data.items`).
+    pub records: Option<&'a str>,
+    /// NDJSON: lines read to discover the columns.
+    pub discover: usize,
+    pub sheet: excel::Sheet<'a>,
+}
+
+/// The row source for a text or spreadsheet `format` (not Parquet, which
+/// is read as batches).
+pub fn row_source(format: Format, input: Box<dyn Read + Send>, opts: &SourceOptions<'_>) -> Result<Box<dyn RowSource>> {
+    Ok(match format {
+        Format::Csv | Format::Tsv => Box::new(csv::CsvSource::new(input, opts.csv, format == Format::Tsv, opts.names)?),
+        Format::Json => Box::new(json::JsonSource::new(input, opts.records)?),
+        Format::Ndjson => Box::new(json::NdjsonSource::new(input, opts.discover)?),
+        Format::Xlsx | Format::Xls | Format::Ods => Box::new(excel::SheetSource::new(
+            input,
+            format,
+            opts.sheet,
+            opts.csv.header,
+            opts.names,
+        )?),
+        Format::Parquet => anyhow::bail!("Parquet is read as record batches, not rows"),
+    })
+}
+
 /// Wraps a reader with gzip decompression when the name ends in `.gz`.
 pub fn decompress(name: &str, r: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
     if name.to_ascii_lowercase().ends_with(".gz") {

@@ -7,11 +7,11 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::data::formats::csv::{CsvOptions, CsvSource};
-use crate::data::formats::excel::{Sheet, SheetSource};
-use crate::data::formats::json::{DISCOVER_LINES, JsonSource, NdjsonSource};
+use crate::data::formats::csv::CsvOptions;
+use crate::data::formats::excel::Sheet;
+use crate::data::formats::json::DISCOVER_LINES;
 use crate::data::formats::parquet::ParquetIngest;
-use crate::data::formats::{Format, RowSource, decompress};
+use crate::data::formats::{Format, RowSource, SourceOptions, decompress, row_source};
 use crate::data::ingest::{Ingest, TypingOptions};
 use crate::data::quarantine::BadRowLimit;
 use crate::data::types::ColumnSpec;
@@ -226,27 +226,21 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
                 continue;
             }
             _ if parquet.is_some() => return Err(mixed()),
-            Format::Csv | Format::Tsv => Box::new(
-                CsvSource::new(input, &cfg.csv, format == Format::Tsv, &cfg.header_names())
-                    .with_context(|| format!("reading {}", src.name))?,
-            ),
-            Format::Json => Box::new(
-                JsonSource::new(input, cfg.records.as_deref()).with_context(|| format!("reading {}", src.name))?,
-            ),
-            Format::Ndjson => {
-                let discover = cfg.infer_rows.unwrap_or(0).max(DISCOVER_LINES);
-                Box::new(NdjsonSource::new(input, discover).with_context(|| format!("reading {}", src.name))?)
-            }
-            Format::Xlsx | Format::Xls | Format::Ods => {
+            _ => {
                 let sheet = match &cfg.sheet {
                     None => Sheet::First,
                     Some(SheetRef::Index(i)) => Sheet::Index(*i),
                     Some(SheetRef::Name(n)) => Sheet::Name(n),
                 };
-                Box::new(
-                    SheetSource::new(input, format, sheet, cfg.csv.header, &cfg.header_names())
-                        .with_context(|| format!("reading {}", src.name))?,
-                )
+                let names = cfg.header_names();
+                let opts = SourceOptions {
+                    csv: &cfg.csv,
+                    names: &names,
+                    records: cfg.records.as_deref(),
+                    discover: cfg.infer_rows.unwrap_or(0).max(DISCOVER_LINES),
+                    sheet,
+                };
+                row_source(format, input, &opts).with_context(|| format!("reading {}", src.name))?
             }
         };
         text_files += 1;

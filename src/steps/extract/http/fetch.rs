@@ -34,7 +34,9 @@ pub fn remove_spool(dir: &Path) {
 }
 
 fn env_secret(var: &str, what: &str) -> Result<String> {
-    std::env::var(var).map_err(|_| anyhow!("environment variable `{var}` ({what}) is not set"))
+    crate::secrets::var(var).ok_or_else(|| {
+        anyhow!("environment variable `{var}` ({what}) is not set (export it, or declare it under [env.NAME.secrets])")
+    })
 }
 
 fn headers(cfg: &HttpExtract) -> Result<HeaderMap> {

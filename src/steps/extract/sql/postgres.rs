@@ -27,9 +27,9 @@ pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, String)> {
     let env = |k: &str| -> Result<Option<String>> {
         match text(k) {
             None => Ok(None),
-            Some(var) => std::env::var(var).map(Some).map_err(|_| {
+            Some(var) => crate::secrets::var(var).map(Some).ok_or_else(|| {
                 anyhow!(
-                    "connection `{}`: environment variable `{var}` ({k}) is not set",
+                    "connection `{}`: environment variable `{var}` ({k}) is not set (export it, or declare it under [env.NAME.secrets])",
                     conn.name
                 )
             }),
