@@ -399,6 +399,13 @@ fn main() {
         "targets: parse+validate of 1,000 tasks < {PARSE_TARGET_MS} ms; validate + run < {PER_TASK_TARGET_US} µs per task (median run + median parse+validate, divided by tasks)"
     );
     println!("overall: {}", if all_met { "all targets met" } else { "TARGET MISSED" });
+    // One-line figures for benches/all.sh.
+    for l in &lines {
+        println!(
+            "summary: {} tasks ({}), (validate + run) µs per task | {} | - | - | < {PER_TASK_TARGET_US} µs | {}",
+            l[1], l[0], l[6], l[7]
+        );
+    }
     println!();
     println!("where the time goes (per task, {n} tasks):");
     for r in &rows {

@@ -243,3 +243,12 @@ if [[ $BIG != 0 ]]; then
     row "$(awk -v b="$BIG_BYTES" 'BEGIN {printf "%.2f", b / 1e9}') GB stream -> parquet, wall (s)" "$ST_WALL" \
         "$CSV_BIG_SECS (csv crate, read only)" "$(awk -v a="$ST_WALL" -v b="$CSV_BIG_SECS" 'BEGIN {printf "%.1fx", a / b}')" "-" "-"
 fi
+
+# One-line figures for benches/all.sh.
+summary() { local IFS='|'; echo "summary: $*"; }
+summary "year extract -> clean -> load.sqlite, wall (s)" "$NJ_WALL" "$PD_WALL (pandas)" "$SPEEDUP faster" ">= 10x faster" "$(yes_no "$PD_WALL / $NJ_WALL >= 10")"
+summary "year, peak RSS (MB)" "$NJ_RSS" "$PD_RSS (pandas)" "$RSS_RATIO" "< 400 MB" "$(yes_no "$NJ_RSS < 400")"
+summary "parse throughput (MB/s)" "$EX_MBS" "$CSV_MBS (csv crate)" "$PARSE_RATIO" "within 3x" "$(yes_no "$CSV_MBS / $EX_MBS <= 3")"
+if [[ $BIG != 0 ]]; then
+    summary "2 GB stream -> parquet, peak RSS (MB)" "$ST_RSS" "-" "-" "< 500 MB" "$(yes_no "$ST_RSS < 500")"
+fi

@@ -151,3 +151,9 @@ if [[ -n $S3_NJ ]]; then
 else
     echo "(S3 part skipped: no Online Retail by-day folder)"
 fi
+
+# One-line figures for benches/all.sh.
+echo "summary: PostgreSQL $ROWS rows, extract.sql vs psql \\copy (s) | $PG_NJ | $PG_PSQL (psql) | $(printf '%.2f' "$(echo "$PG_NJ / $PG_PSQL" | bc -l)")x | within 2x | $(awk -v a="$PG_NJ" -v b="$PG_PSQL" 'BEGIN {print (a / b <= 2) ? "yes" : "NO"}')"
+if [[ -n $S3_NJ ]]; then
+    echo "summary: Online Retail year, extract.s3 (moto) vs extract.file (s) | $S3_NJ | $S3_LOCAL (local files) | $(printf '%.2f' "$(echo "$S3_NJ / $S3_LOCAL" | bc -l)")x | - | -"
+fi

@@ -219,6 +219,12 @@ async fn main() {
         format!("{a:.2} s"),
         format!("{n_ours} rows; {:.2}x psql \\copy", a / b),
     ]);
+    // One-line figures for benches/all.sh.
+    println!(
+        "summary: load.postgres vs psql \\copy, Online Retail year (s) | {a:.2} | {b:.2} (psql) | {:.2}x | within 1.5x | {}",
+        a / b,
+        if a / b <= 1.5 { "yes" } else { "NO" }
+    );
     table.push([
         "psql \\copy (CSV, same rows, same types)".into(),
         format!("{b:.2} s"),

@@ -146,3 +146,7 @@ Same FD set as desbordante: $SAME_FDS
 | --- | --- | --- |
 $(echo "$COUNTS" | tail -n +2)
 TABLE
+
+# One-line figures for benches/all.sh.
+echo "summary: FD discovery, year, read + discover (s) | $INFER | $DESB (desbordante) | $(ratio "$INFER" "$DESB")x its time | <= 2x, same FDs ($SAME_FDS) | $(awk -v a="$INFER" -v b="$DESB" 'BEGIN {print (a / b <= 2) ? "yes" : "NO"}')"
+echo "summary: normalize step, year (s) | $NJ | $PD (pandas) | $(ratio "$PD" "$NJ")x faster | >= 10x | $(awk -v a="$PD" -v b="$NJ" 'BEGIN {print (a / b >= 10) ? "yes" : "NO"}')"

@@ -29,3 +29,9 @@ for k in column_actions_mb_s all_three_mb_s; do
 done
 printf '%-28s %12s\n' pseudonymize_no_memo_s "$(get "$rust" pseudonymize_no_memo_s)"
 echo "input: $(get "$rust" input_mb) MB, $(get "$rust" rows) rows; same first pseudonym and span count on both sides"
+
+# One-line figures for benches/all.sh.
+r=$(get "$rust" column_actions_mb_s); p=$(get "$py" column_actions_mb_s)
+echo "summary: pseudonymize + mask, one core (MB/s) | $r | $p (pandas) | $(printf '%.1f' "$(echo "$r / $p" | bc -l)")x | >= 100 MB/s, >= 10x | $(awk -v r="$r" -v p="$p" 'BEGIN {print (r >= 100 && r / p >= 10) ? "yes" : "NO"}')"
+r=$(get "$rust" all_three_mb_s); p=$(get "$py" all_three_mb_s)
+echo "summary: + redact_text Description (MB/s) | $r | $p (pandas) | $(printf '%.1f' "$(echo "$r / $p" | bc -l)")x | >= 10x | $(awk -v r="$r" -v p="$p" 'BEGIN {print (r / p >= 10) ? "yes" : "NO"}')"

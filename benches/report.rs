@@ -187,6 +187,15 @@ fn main() {
             "| publish cost on the engine side (µs/event) | {:.1} |",
             published.as_secs_f64() * 1e6 / n_events as f64
         );
+        // One-line figures for benches/all.sh.
+        println!(
+            "summary: {TASKS} noop tasks, reporter on (SQS + NDJSON) vs off, run time (ms) | {:.1} | {:.1} (off) | {:.2}x | run not slowed | {}",
+            ms(on_m),
+            ms(off_m),
+            on_m.as_secs_f64() / off_m.as_secs_f64(),
+            if on_m.as_secs_f64() / off_m.as_secs_f64() <= 1.2 { "yes" } else { "NO" }
+        );
+        println!("summary: SQS sink throughput on moto (events/s) | {rate:.0} | - | - | - | -");
         let _ = sqs.delete_queue().queue_url(&url).send().await;
     });
 }

@@ -109,3 +109,10 @@ print(f"| local dispatcher | {local:.2f} | {local/n*1000:.0f} | - |")
 print(f"| Step Functions on moto (4 workers x 4) | {sfn:.2f} | {sfn/n*1000:.0f} | {(sfn-local)/n*1000:.0f} |")
 print(f"| ratio Step Functions / local | {sfn/local:.1f}x | | |")
 EOF
+
+# One-line figures for benches/all.sh.
+python3 - "$TASKS" "$LOCAL" "$SFN" <<'EOF2'
+import sys
+n, local, sfn = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"summary: {n} noop tasks, Step Functions on moto vs local dispatcher (s) | {sfn:.2f} | {local:.2f} (local) | {sfn/local:.1f}x | - | -")
+EOF2

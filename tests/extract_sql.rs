@@ -3,6 +3,8 @@
 //! successful run, rows updated between runs are extracted again, and a
 //! run whose downstream load fails leaves the watermark where it was.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -176,7 +178,7 @@ needs = ["load"]
         )
     );
     // The URL (and so any password in it) is in no log or artifact.
-    for e in walk(&d.join(".nightjar")) {
+    for e in support::files_under(&d.join(".nightjar")) {
         if let Ok(text) = std::fs::read_to_string(&e) {
             assert!(!text.contains(&url), "the connection URL is in {}", e.display());
         }
@@ -184,17 +186,4 @@ needs = ["load"]
     pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

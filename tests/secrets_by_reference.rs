@@ -128,7 +128,7 @@ async fn a_pii_key_from_secrets_manager() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(got, vec![hmac_hex16("ann@example.com"), hmac_hex16("bob@example.com")]);
-    for f in walk(&p.join(".nightjar")) {
+    for f in support::files_under(&p.join(".nightjar")) {
         let bytes = std::fs::read(&f).unwrap();
         assert!(
             !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
@@ -153,17 +153,4 @@ async fn a_pii_key_from_secrets_manager() {
         )
         .unwrap();
     assert_eq!(runs, 0, "no run is recorded when its secrets cannot be fetched");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

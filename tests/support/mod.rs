@@ -45,3 +45,18 @@ pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<St
         .filter_map(|o| o.key().map(str::to_string))
         .collect()
 }
+
+/// Every file below `dir`, recursively (for "no PII / no secret anywhere
+/// under `.nightjar/`" checks).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
