@@ -10,6 +10,10 @@
 # 2. S3: the Online Retail year (305 CSVs) uploaded to moto, read by
 #    `extract.s3` (glob) vs `extract.file` reading the same files locally.
 #
+# 3. MySQL (MariaDB), when NIGHTJAR_TEST_MYSQL is set: the same N rows
+#    (int, varchar, DECIMAL(10,2), TIMESTAMP(6)) read by `extract.sql` vs the
+#    `mariadb --batch` client writing the same query to a TSV file.
+#
 # Needs the services (bash scripts/services.sh; target/services.env).
 # Settings: NIGHTJAR_BENCH_PG_ROWS (1000000), NIGHTJAR_RETAIL_DIR, NIGHTJAR_BENCH_REPS (3),
 # NIGHTJAR_BIN (see below).
@@ -93,6 +97,41 @@ psql -q "$NIGHTJAR_TEST_PG" -c "DROP SCHEMA $SCHEMA CASCADE"
 PG_NJ=$(printf '%s\n' "${pg_nj[@]}" | median)
 PG_PSQL=$(printf '%s\n' "${pg_psql[@]}" | median)
 
+# ---- 3. MySQL (MariaDB) ------------------------------------------------------
+MY_NJ=""; MY_CLI=""
+if [[ -n ${NIGHTJAR_TEST_MYSQL:-} ]]; then
+    # mysql://user:pass@host:port/db -> client options (the password via MYSQL_PWD, not argv).
+    read -r MY_USER MY_PASS MY_HOST MY_PORT < <(python3 -c '
+import sys, urllib.parse as u
+p = u.urlparse(sys.argv[1])
+print(p.username or "root", u.unquote(p.password or ""), p.hostname, p.port or 3306)' "$NIGHTJAR_TEST_MYSQL")
+    MYDB=nj_bench_$$
+    my() { MYSQL_PWD=$MY_PASS mariadb --protocol=tcp -h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" "$@"; }
+    my -e "CREATE DATABASE $MYDB; CREATE TABLE $MYDB.tx (id BIGINT PRIMARY KEY, name VARCHAR(40), amount DECIMAL(10,2), updated_at TIMESTAMP(6) NOT NULL)"
+    fill="SET time_zone = '+00:00'; INSERT INTO $MYDB.tx WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $ROWS)
+          SELECT n, CONCAT('customer-', n % 5000), (n % 100000) / 100, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL n SECOND FROM g"
+    # The recursion limit is named differently by MariaDB and MySQL 8.
+    my -e "SET SESSION max_recursive_iterations = 100000000; $fill" 2>/dev/null ||
+        my -e "SET SESSION cte_max_recursion_depth = 100000000; $fill"
+    MYQUERY="SELECT id, name, amount, updated_at FROM $MYDB.tx"
+    M=$WORK/my
+    mkdir -p "$M/dags"
+    printf 'default_env = "local"\n[env.local.connections.src]\nkind = "mysql"\nurl_env = "NIGHTJAR_TEST_MYSQL"\n' >"$M/nightjar.toml"
+    printf 'name = "my"\nschedule = "@daily"\nstart = 2024-01-01\n[[task]]\nid = "extract"\nkind = "extract.sql"\nconnection = "src"\nquery = "%s"\nbatch_rows = 50000\n' "$MYQUERY" >"$M/dags/my.toml"
+    my_nj=(); my_cli=()
+    for i in $(seq "$REPS"); do
+        rm -rf "$M/.nightjar"
+        t0=$(now); "$NJ" run "$M/dags/my.toml" --date 2024-01-0"$i" >/dev/null; t1=$(now)
+        my_nj+=("$(echo "$t1 - $t0" | bc -l)")
+        # --quick: the client streams rows too instead of buffering the result.
+        t0=$(now); my --batch --quick -e "$MYQUERY" >"$WORK/my.tsv"; t1=$(now)
+        my_cli+=("$(echo "$t1 - $t0" | bc -l)")
+    done
+    my -e "DROP DATABASE $MYDB"
+    MY_NJ=$(printf '%s\n' "${my_nj[@]}" | median)
+    MY_CLI=$(printf '%s\n' "${my_cli[@]}" | median)
+fi
+
 # ---- 2. S3 (moto) vs local files ------------------------------------------
 S3_NJ=""; S3_LOCAL=""
 if [[ -d ${DATA:-} ]]; then
@@ -146,6 +185,9 @@ fi
 
 printf '\n%-52s %10s %10s %8s\n' "benchmark (median of $REPS)" "nightjar" "baseline" "ratio"
 printf '%-52s %9.2fs %9.2fs %7.2fx\n' "PostgreSQL $ROWS rows: extract.sql vs psql \\copy CSV" "$PG_NJ" "$PG_PSQL" "$(echo "$PG_NJ / $PG_PSQL" | bc -l)"
+if [[ -n $MY_NJ ]]; then
+    printf '%-52s %9.2fs %9.2fs %7.2fx\n' "MySQL $ROWS rows: extract.sql vs mariadb --batch" "$MY_NJ" "$MY_CLI" "$(echo "$MY_NJ / $MY_CLI" | bc -l)"
+fi
 if [[ -n $S3_NJ ]]; then
     printf '%-52s %9.2fs %9.2fs %7.2fx\n' "Online Retail year: extract.s3 (moto) vs extract.file" "$S3_NJ" "$S3_LOCAL" "$(echo "$S3_NJ / $S3_LOCAL" | bc -l)"
 else
@@ -156,4 +198,7 @@ fi
 echo "summary: PostgreSQL $ROWS rows, extract.sql vs psql \\copy (s) | $PG_NJ | $PG_PSQL (psql) | $(printf '%.2f' "$(echo "$PG_NJ / $PG_PSQL" | bc -l)")x | within 2x | $(awk -v a="$PG_NJ" -v b="$PG_PSQL" 'BEGIN {print (a / b <= 2) ? "yes" : "NO"}')"
 if [[ -n $S3_NJ ]]; then
     echo "summary: Online Retail year, extract.s3 (moto) vs extract.file (s) | $S3_NJ | $S3_LOCAL (local files) | $(printf '%.2f' "$(echo "$S3_NJ / $S3_LOCAL" | bc -l)")x | - | -"
+fi
+if [[ -n $MY_NJ ]]; then
+    echo "summary: MySQL (MariaDB) $ROWS rows, extract.sql vs mariadb --batch (s) | $MY_NJ | $MY_CLI (mariadb) | $(printf '%.2f' "$(echo "$MY_NJ / $MY_CLI" | bc -l)")x | - | -"
 fi

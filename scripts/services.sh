@@ -4,6 +4,9 @@
 #
 #   PostgreSQL (Debian package)  NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:54329/postgres
 #   moto server (PyPI)           NIGHTJAR_TEST_AWS=http://127.0.0.1:50550  (S3, SQS, Logs, Step Functions)
+#   MariaDB (Debian package)     NIGHTJAR_TEST_MYSQL=mysql://nightjar:nightjar@127.0.0.1:53306/nightjar
+#   PostgreSQL TLS CA            NIGHTJAR_TEST_PG_CA=/tmp/nightjar-services/pg-tls/ca.crt
+#                                (the server takes TLS and plain clients; its certificate names 127.0.0.1 and localhost)
 #
 # Safe to run again: a server already answering on its port is reused.
 # `bash scripts/services.sh stop` stops both.
@@ -12,6 +15,7 @@ cd "$(dirname "$0")/.."
 
 PG_PORT=${NIGHTJAR_PG_PORT:-54329}
 MOTO_PORT=${NIGHTJAR_MOTO_PORT:-50550}
+MYSQL_PORT=${NIGHTJAR_MYSQL_PORT:-53306}
 STATE=${NIGHTJAR_SERVICES_DIR:-/tmp/nightjar-services}
 ENV_FILE=target/services.env
 mkdir -p "$STATE" target
@@ -22,6 +26,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 if [ "${1:-}" = stop ]; then
     [ -f "$STATE/moto.pid" ] && kill "$(cat "$STATE/moto.pid")" 2>/dev/null || true
+    [ -f "$STATE/mariadb/mariadb.pid" ] && kill "$(cat "$STATE/mariadb/mariadb.pid")" 2>/dev/null || true
     bin=$(pg_bin)
     if [ -n "$bin" ] && [ -d "$STATE/pg" ]; then
         if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bin/pg_ctl" -D "$STATE/pg" stop -m fast || true
@@ -40,6 +45,33 @@ BIN=$(pg_bin)
 # PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
 pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# A private CA and a server certificate for 127.0.0.1/localhost, so tests
+# can connect with TLS (verify-full against ca.crt) as well as without.
+TLS="$STATE/pg-tls"
+if [ ! -f "$TLS/server.crt" ]; then
+    mkdir -p "$TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=nightjar test CA" \
+        -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/ext.cnf"
+    openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 3650 \
+        -extfile "$TLS/ext.cnf" -out "$TLS/server.crt" 2>/dev/null
+    chmod 600 "$TLS/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres "$TLS/server.key" "$TLS/server.crt"
+fi
+PG_TLS_OPTS="-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key"
+
+pg_tls_on() {
+    pg "$BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U nightjar -d postgres -tAc "SHOW ssl" 2>/dev/null | grep -qx on
+}
+if pg "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && ! pg_tls_on; then
+    # A server started before TLS was added: turn it on in place (a reload, no restart).
+    echo "== enabling TLS on the running postgresql"
+    pg "$BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U nightjar -d postgres -q \
+        -c "ALTER SYSTEM SET ssl_cert_file = '$TLS/server.crt'" -c "ALTER SYSTEM SET ssl_key_file = '$TLS/server.key'" \
+        -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.5
+fi
 if pg "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
     echo "== postgresql already up on 127.0.0.1:$PG_PORT"
 else
@@ -50,7 +82,7 @@ else
     fi
     echo "== starting postgresql on 127.0.0.1:$PG_PORT"
     pg "$BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/server.log" -w start \
-        -o "-h 127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+        -o "-h 127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off $PG_TLS_OPTS" >/dev/null
 fi
 
 # --- moto server --------------------------------------------------------------
@@ -86,9 +118,48 @@ else
     moto_up || { cat "$STATE/moto.log"; exit 1; }
 fi
 
+# --- MariaDB (MySQL-compatible) ---------------------------------------------------
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "== installing mariadb-server (apt)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq mariadb-server >/dev/null
+fi
+MY="$STATE/mariadb"
+my_up() { mariadb-admin --protocol=tcp -h 127.0.0.1 -P "$MYSQL_PORT" -u nightjar -pnightjar ping >/dev/null 2>&1; }
+if my_up; then
+    echo "== mariadb already up on 127.0.0.1:$MYSQL_PORT"
+else
+    # mariadbd refuses to run as root: as root, the data belongs to `mysql`.
+    my_user=$(id -un); [ "$(id -u)" = 0 ] && my_user=mysql
+    if [ ! -d "$MY/data/mysql" ]; then
+        mkdir -p "$MY/data"
+        [ "$(id -u)" = 0 ] && chown -R mysql "$MY"
+        mariadb-install-db --no-defaults --user="$my_user" --datadir="$MY/data" --auth-root-authentication-method=normal \
+            >"$MY/install.log" 2>&1 || { cat "$MY/install.log"; exit 1; }
+    fi
+    echo "== starting mariadb on 127.0.0.1:$MYSQL_PORT"
+    nohup /usr/sbin/mariadbd --no-defaults --user="$my_user" --datadir="$MY/data" --bind-address=127.0.0.1 \
+        --port="$MYSQL_PORT" --socket="$MY/mariadb.sock" --pid-file="$MY/mariadb.pid" --skip-log-bin \
+        --innodb-flush-log-at-trx-commit=0 --default-time-zone=+00:00 >"$MY/server.log" 2>&1 &
+    for _ in $(seq 1 150); do
+        mariadb-admin --no-defaults --socket="$MY/mariadb.sock" -u root ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    # The test user and database (idempotent).
+    mariadb --no-defaults --socket="$MY/mariadb.sock" -u root -e "
+        CREATE DATABASE IF NOT EXISTS nightjar;
+        CREATE USER IF NOT EXISTS 'nightjar'@'127.0.0.1' IDENTIFIED BY 'nightjar';
+        CREATE USER IF NOT EXISTS 'nightjar'@'localhost' IDENTIFIED BY 'nightjar';
+        GRANT ALL ON *.* TO 'nightjar'@'127.0.0.1'; GRANT ALL ON *.* TO 'nightjar'@'localhost';" \
+        || { cat "$MY/server.log"; exit 1; }
+    my_up || { cat "$MY/server.log"; exit 1; }
+fi
+
 cat >"$ENV_FILE" <<EOF
 NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:$PG_PORT/postgres
+NIGHTJAR_TEST_PG_CA=$TLS/ca.crt
 NIGHTJAR_TEST_AWS=http://127.0.0.1:$MOTO_PORT
+NIGHTJAR_TEST_MYSQL=mysql://nightjar:nightjar@127.0.0.1:$MYSQL_PORT/nightjar
 EOF
 echo "== services ready ($ENV_FILE)"
 

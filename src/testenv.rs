@@ -1,6 +1,6 @@
 //! Addresses of the real servers the tests run against.
 //!
-//! `bash scripts/test` starts PostgreSQL and the moto AWS emulator on
+//! `bash scripts/test` starts PostgreSQL (with TLS), MariaDB and the moto AWS emulator on
 //! loopback (`scripts/services.sh`) and exports their addresses. A test that
 //! needs one calls these functions: without the server it fails with a
 //! message saying how to start it, rather than passing without checking
@@ -9,6 +9,18 @@
 /// The PostgreSQL connection URL (`NIGHTJAR_TEST_PG`).
 pub fn postgres_url() -> String {
     required("NIGHTJAR_TEST_PG", "PostgreSQL")
+}
+
+/// The MySQL-compatible test server's URL (`NIGHTJAR_TEST_MYSQL`; MariaDB
+/// from Debian, started by `scripts/services.sh` on 127.0.0.1:53306).
+pub fn mysql_url() -> String {
+    required("NIGHTJAR_TEST_MYSQL", "MySQL (MariaDB)")
+}
+
+/// The CA certificate (PEM) that signed the test PostgreSQL server's TLS
+/// certificate (`NIGHTJAR_TEST_PG_CA`), for `sslmode = "verify-full"`.
+pub fn postgres_ca() -> String {
+    required("NIGHTJAR_TEST_PG_CA", "PostgreSQL with TLS")
 }
 
 /// The moto server's endpoint URL (`NIGHTJAR_TEST_AWS`), for S3, SQS,

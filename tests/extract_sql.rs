@@ -1,12 +1,15 @@
 //! `extract.sql` incremental extraction end to end through `nightjar run`
-//! against the real PostgreSQL server: the watermark moves with each
-//! successful run, rows updated between runs are extracted again, and a
-//! run whose downstream load fails leaves the watermark where it was.
+//! against the real PostgreSQL and MySQL-compatible (MariaDB) servers, one
+//! scenario for both: the watermark moves with each successful run, rows
+//! updated between runs are extracted again, and a run whose downstream
+//! load fails leaves the watermark where it was.
 
 mod support;
 
 use std::path::Path;
 use std::process::Command;
+
+use mysql_async::prelude::Queryable;
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);
@@ -41,28 +44,89 @@ fn warehouse_ids(dir: &Path) -> Vec<i64> {
     s.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
 }
 
+/// A source database for the scenario: a client to change its rows, the
+/// connection kind, the URL nightjar gets (through an environment
+/// variable) and the table's name.
+enum Source {
+    Postgres(tokio_postgres::Client),
+    Mysql(mysql_async::Conn),
+}
+
+impl Source {
+    async fn exec(&mut self, sql: &str) {
+        match self {
+            Source::Postgres(c) => c.batch_execute(sql).await.unwrap(),
+            Source::Mysql(c) => c.query_drop(sql).await.unwrap(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Source::Postgres(_) => "postgres",
+            Source::Mysql(_) => "mysql",
+        }
+    }
+
+    /// A UTC timestamp literal of the watermark column's type (PostgreSQL
+    /// `timestamptz`; MySQL `TIMESTAMP` in the test session's UTC).
+    fn ts(&self, t: &str) -> String {
+        match self {
+            Source::Postgres(_) => format!("'{t}+00'"),
+            Source::Mysql(_) => format!("'{t}'"),
+        }
+    }
+}
+
 #[tokio::test]
-async fn incremental_runs_move_the_watermark_only_after_downstream_success() {
+async fn postgres_incremental_runs_move_the_watermark_only_after_downstream_success() {
     let url = nightjar::testenv::postgres_url();
     let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let schema = format!("nj_inc_{}_{}", std::process::id(), fastrand::u32(..));
-    pg.batch_execute(&format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.tx (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL);
-         INSERT INTO {schema}.tx VALUES
-           (1, 10.00, '2010-12-01 10:00:00+00'), (2, 20.00, '2010-12-01 11:00:00+00'), (3, 30.00, '2010-12-01 12:00:00+00');"
+    let mut src = Source::Postgres(pg);
+    src.exec(&format!("CREATE SCHEMA {schema}; CREATE TABLE {schema}.tx (id int PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL)")).await;
+    incremental_scenario(&mut src, &url, &format!("{schema}.tx")).await;
+    src.exec(&format!("DROP SCHEMA {schema} CASCADE")).await;
+}
+
+#[tokio::test]
+async fn mysql_incremental_runs_move_the_watermark_only_after_downstream_success() {
+    let url = nightjar::testenv::mysql_url();
+    let mut conn = mysql_async::Conn::from_url(&url).await.unwrap();
+    let db = format!("nj_inc_{}_{}", std::process::id(), fastrand::u32(..));
+    conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    let mut src = Source::Mysql(conn);
+    src.exec(&format!("CREATE DATABASE {db}")).await;
+    src.exec(&format!(
+        "CREATE TABLE {db}.tx (id INT PRIMARY KEY, amount DECIMAL(10,2), updated_at TIMESTAMP(6) NOT NULL)"
     ))
-    .await
-    .unwrap();
+    .await;
+    incremental_scenario(&mut src, &url, &format!("{db}.tx")).await;
+    src.exec(&format!("DROP DATABASE {db}")).await;
+}
+
+/// Five daily runs of extract (incremental on `updated_at`) -> load ->
+/// check over `table` (id, amount, updated_at; empty), changing rows in
+/// between; run 3's check fails.
+async fn incremental_scenario(src: &mut Source, url: &str, table: &str) {
+    src.exec(&format!(
+        "INSERT INTO {table} VALUES (1, 10.00, {}), (2, 20.00, {}), (3, 30.00, {})",
+        src.ts("2010-12-01 10:00:00"),
+        src.ts("2010-12-01 11:00:00"),
+        src.ts("2010-12-01 12:00:00")
+    ))
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(
         d,
         "nightjar.toml",
-        "default_env = \"local\"\n[env.local.connections.shop]\nkind = \"postgres\"\nurl_env = \"NJ_INC_TEST_URL\"\n\
-         [env.local.connections.warehouse]\nkind = \"sqlite\"\npath = \".nightjar/warehouse.db\"\n",
+        &format!(
+            "default_env = \"local\"\n[env.local.connections.shop]\nkind = \"{}\"\nurl_env = \"NJ_INC_TEST_URL\"\n\
+             [env.local.connections.warehouse]\nkind = \"sqlite\"\npath = \".nightjar/warehouse.db\"\n",
+            src.kind()
+        ),
     );
     write(
         d,
@@ -79,7 +143,7 @@ retries = 0
 id = "extract"
 kind = "extract.sql"
 connection = "shop"
-table = "{schema}.tx"
+table = "{table}"
 incremental = {{ column = "updated_at" }}
 
 [[task]]
@@ -101,7 +165,7 @@ needs = ["load"]
     let nightjar = |date: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_nightjar"))
             .current_dir(d)
-            .env("NJ_INC_TEST_URL", &url)
+            .env("NJ_INC_TEST_URL", url)
             .args(["run", "dags/inc.toml", "--date", date])
             .output()
             .unwrap();
@@ -125,12 +189,16 @@ needs = ["load"]
     assert_eq!(warehouse_ids(d), [1, 2, 3]);
 
     // Row 2 changes, row 4 arrives: run 2 reads exactly those.
-    pg.batch_execute(&format!(
-        "UPDATE {schema}.tx SET amount = 21.00, updated_at = '2010-12-02 09:00:00+00' WHERE id = 2;
-         INSERT INTO {schema}.tx VALUES (4, 40.00, '2010-12-02 10:00:00+00');"
+    src.exec(&format!(
+        "UPDATE {table} SET amount = 21.00, updated_at = {} WHERE id = 2",
+        src.ts("2010-12-02 09:00:00")
     ))
-    .await
-    .unwrap();
+    .await;
+    src.exec(&format!(
+        "INSERT INTO {table} VALUES (4, 40.00, {})",
+        src.ts("2010-12-02 10:00:00")
+    ))
+    .await;
     let (ok, log) = nightjar("2010-12-02");
     assert!(ok, "{log}");
     assert_eq!(
@@ -144,11 +212,11 @@ needs = ["load"]
     assert_eq!(warehouse_ids(d), [1, 2, 3, 2, 4]);
 
     // Run 3 extracts row 5, but its downstream fails.
-    pg.batch_execute(&format!(
-        "INSERT INTO {schema}.tx VALUES (5, 50.00, '2010-12-03 08:00:00+00');"
+    src.exec(&format!(
+        "INSERT INTO {table} VALUES (5, 50.00, {})",
+        src.ts("2010-12-03 08:00:00")
     ))
-    .await
-    .unwrap();
+    .await;
     std::fs::write(d.join("fail.flag"), "").unwrap();
     let (ok, log) = nightjar("2010-12-03");
     assert!(!ok, "the check task fails the run: {log}");
@@ -177,13 +245,35 @@ needs = ["load"]
             "2010-12-03 08:00:00.000000+00:00".into()
         )
     );
-    // The URL (and so any password in it) is in no log or artifact.
-    for e in support::files_under(&d.join(".nightjar")) {
-        if let Ok(text) = std::fs::read_to_string(&e) {
-            assert!(!text.contains(&url), "the connection URL is in {}", e.display());
+    assert_eq!(warehouse_ids(d), [1, 2, 3, 2, 4, 5, 5]);
+    // The URL (and so any password in it) is in no log or artifact, nor in
+    // `nightjar show`.
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(cred, _)| cred.split_once(':'))
+        .map(|(_, p)| p.to_string());
+    let mut texts: Vec<(String, String)> = support::files_under(&d.join(".nightjar"))
+        .into_iter()
+        .filter_map(|e| Some((e.display().to_string(), std::fs::read_to_string(&e).ok()?)))
+        .collect();
+    for args in [&["show", "inc@2010-12-04"][..], &["logs", "inc@2010-12-04", "extract"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("extract"),
+            "nightjar {args:?}: {text}"
+        );
+        texts.push((format!("nightjar {args:?}"), text));
+    }
+    for (place, text) in texts {
+        assert!(!text.contains(url), "the connection URL is in {place}");
+        if let Some(p) = &password {
+            assert!(!text.contains(&format!(":{p}@")), "the password is in {place}");
         }
     }
-    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
 }

@@ -8,6 +8,8 @@
 
 pub mod ddl;
 pub mod modes;
+pub mod mysql;
+pub mod pg_tls;
 pub mod pg_values;
 pub mod postgres;
 pub mod schema;

@@ -6,6 +6,7 @@
 //! url = "postgres://etl@db.internal:5432/warehouse"   # or host/port/user/dbname
 //! password_env = "DW_PASSWORD"                        # optional: the password from this variable
 //! schema = "analytics"                                 # optional: the search_path
+//! sslmode = "verify-full"                              # optional: TLS (see pg_tls), with root_cert = "ca.pem"
 //! ```
 //!
 //! Passwords never sit in `nightjar.toml`: `password_env` names the
@@ -13,11 +14,22 @@
 //! of the deployment provide it).
 
 use anyhow::{Context, Result, bail};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::spec::project::Connection;
 
-const KEYS: &[&str] = &["url", "host", "port", "user", "dbname", "password_env", "schema"];
+const KEYS: &[&str] = &[
+    "url",
+    "host",
+    "port",
+    "user",
+    "dbname",
+    "password_env",
+    "schema",
+    "tls",
+    "sslmode",
+    "root_cert",
+];
 
 /// Connects to `conn` (spawning the connection task) and sets its schema.
 pub async fn connect(conn: &Connection) -> Result<Client> {
@@ -65,15 +77,14 @@ pub async fn connect(conn: &Connection) -> Result<Client> {
             conn.name
         );
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .with_context(|| format!("connecting to PostgreSQL (connection `{}`)", conn.name))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("PostgreSQL connection ended: {e}");
-        }
-    });
+    let tls = super::pg_tls::Tls::of(conn, &config)?;
+    let (client, _connection) = tls.connect(&mut config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "connecting to PostgreSQL (connection `{}`): {}",
+            conn.name,
+            e.describe(describe)
+        )
+    })?;
     if let Some(schema) = text("schema") {
         client
             .batch_execute(&format!("SET search_path TO {}", super::ident(&schema)))

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -19,6 +19,7 @@ pub enum ColType {
     Float,
     Decimal(u8, i8),
     Text,
+    Binary,
     Date,
     /// Timestamp; `true` when the source is zoned (stored as UTC).
     Timestamp(bool),
@@ -32,6 +33,7 @@ impl ColType {
             ColType::Float => DataType::Float64,
             ColType::Decimal(p, s) => DataType::Decimal128(p, s),
             ColType::Text => DataType::Utf8,
+            ColType::Binary => DataType::Binary,
             ColType::Date => DataType::Date32,
             ColType::Timestamp(utc) => DataType::Timestamp(TimeUnit::Microsecond, utc.then(|| Arc::from("UTC"))),
         }
@@ -48,6 +50,7 @@ pub enum Value {
     /// Unscaled, at the column's scale.
     Decimal(i128),
     Text(String),
+    Bytes(Vec<u8>),
     /// Days since 1970-01-01.
     Date(i32),
     /// Microseconds since 1970-01-01 00:00 (UTC for zoned columns).
@@ -60,6 +63,7 @@ enum Builder {
     Float(Float64Builder),
     Decimal(Decimal128Builder),
     Text(StringBuilder),
+    Binary(BinaryBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
 }
@@ -101,6 +105,7 @@ impl BatchBuilder {
                     Builder::Decimal(Decimal128Builder::new().with_precision_and_scale(p, s).expect("valid"))
                 }
                 ColType::Text => Builder::Text(StringBuilder::new()),
+                ColType::Binary => Builder::Binary(BinaryBuilder::new()),
                 ColType::Date => Builder::Date(Date32Builder::new()),
                 ColType::Timestamp(utc) => Builder::Timestamp(
                     TimestampMicrosecondBuilder::new().with_timezone_opt(utc.then(|| Arc::<str>::from("UTC"))),
@@ -127,6 +132,7 @@ impl BatchBuilder {
             (Builder::Float(b), Value::Null) => b.append_null(),
             (Builder::Decimal(b), Value::Null) => b.append_null(),
             (Builder::Text(b), Value::Null) => b.append_null(),
+            (Builder::Binary(b), Value::Null) => b.append_null(),
             (Builder::Date(b), Value::Null) => b.append_null(),
             (Builder::Timestamp(b), Value::Null) => b.append_null(),
             (Builder::Bool(b), Value::Bool(v)) => b.append_value(v),
@@ -135,6 +141,7 @@ impl BatchBuilder {
             (Builder::Float(b), Value::Int(v)) => b.append_value(v as f64),
             (Builder::Decimal(b), Value::Decimal(v)) => b.append_value(v),
             (Builder::Text(b), Value::Text(v)) => b.append_value(v),
+            (Builder::Binary(b), Value::Bytes(v)) => b.append_value(v),
             (Builder::Date(b), Value::Date(v)) => b.append_value(v),
             (Builder::Timestamp(b), Value::Timestamp(v)) => b.append_value(v),
             (_, v) => bail!(
@@ -162,6 +169,7 @@ impl BatchBuilder {
                     Builder::Float(b) => Arc::new(b.finish()),
                     Builder::Decimal(b) => Arc::new(b.finish()),
                     Builder::Text(b) => Arc::new(b.finish()),
+                    Builder::Binary(b) => Arc::new(b.finish()),
                     Builder::Date(b) => Arc::new(b.finish()),
                     Builder::Timestamp(b) => Arc::new(b.finish()),
                 }
@@ -208,6 +216,8 @@ impl Watermark {
                 _ => v.to_string(),
             },
             Value::Text(v) => v.clone(),
+            // Not a watermark type (see `see`): never the maximum.
+            Value::Bytes(_) => return None,
             Value::Date(d) => {
                 (chrono::NaiveDate::from_ymd_opt(1970, 1, 1)? + chrono::Duration::days((*d).into())).to_string()
             }

@@ -1,4 +1,5 @@
-//! `extract.sql`: a query or a table of a PostgreSQL or SQLite database
+//! `extract.sql`: a query or a table of a PostgreSQL, MySQL/MariaDB or
+//! SQLite database
 //! into a dataset, streamed in batches, optionally incremental by a
 //! watermark column.
 //!
@@ -15,6 +16,9 @@
 //! ```
 
 mod columns;
+mod mysql;
+#[cfg(test)]
+mod mysql_tests;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -34,7 +38,7 @@ use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKi
 
 pub const KIND: StepKind = StepKind::of::<SqlExtract>(
     "extract.sql",
-    "reads a query or a table from PostgreSQL or SQLite, optionally incremental",
+    "reads a query or a table from PostgreSQL, MySQL or SQLite, optionally incremental",
     EXAMPLE,
 );
 
@@ -55,7 +59,7 @@ batch_rows = 50000
 const LAST_WATERMARK: &str = "last_watermark";
 
 /// Reads a query's rows (or a whole table) from a database connection of
-/// `nightjar.toml` (kind `postgres` or `sqlite`).
+/// `nightjar.toml` (kind `postgres`, `mysql` or `sqlite`).
 ///
 /// Column types map exactly: integers -> int64, real/double -> float64,
 /// `numeric(p,s)` -> decimal(p,s) (`numeric` without a precision ->
@@ -63,10 +67,16 @@ const LAST_WATERMARK: &str = "last_watermark";
 /// being rounded), `date` -> date, `timestamp` -> timestamp,
 /// `timestamptz` -> timestamp in UTC, text/varchar/uuid/json/jsonb/time ->
 /// string, arrays -> JSON text. Other types: cast them in the query.
+/// MySQL's types are listed in docs/extract.md (`DECIMAL(p,s)` ->
+/// decimal(p,s), `DATETIME` -> timestamp, `TIMESTAMP` -> timestamp UTC,
+/// `TINYINT(1)` -> bool, `BIGINT UNSIGNED` -> decimal(20,0), `JSON` ->
+/// string, `BLOB` -> binary).
 ///
 /// A PostgreSQL connection takes `url` or `url_env` (an environment
 /// variable holding the URL), or `host`, `port`, `user`, `database`, and
-/// `password_env` (an environment variable holding the password). A
+/// `password_env` (an environment variable holding the password), and
+/// `tls`/`sslmode`/`root_cert` for TLS. A MySQL connection takes `url` or
+/// `url_env`, or `host`, `port`, `user`, `dbname` and `password_env`. A
 /// SQLite connection takes `path`. Credentials never appear in logs or
 /// errors.
 #[derive(Debug, Clone, Deserialize)]
@@ -228,9 +238,29 @@ impl Step for SqlExtract {
                 })
                 .await?
             }
-            "mysql" => bail!("extract.sql does not read MySQL yet (PostgreSQL and SQLite only)"),
+            "mysql" => {
+                // MySQL's placeholders are positional `?`, one per use.
+                let (positional, order) = scan(&sql, |_| "?");
+                let values = order
+                    .iter()
+                    .map(|n| {
+                        let v = params
+                            .iter()
+                            .find(|(k, _)| k == n)
+                            .map(|(_, v)| v.as_deref())
+                            .ok_or_else(|| anyhow!("the query uses `:{n}` but `params` has no `{n}`"))?;
+                        Ok(if n == LAST_WATERMARK {
+                            mysql::watermark_param(v)
+                        } else {
+                            mysql::text_param(v)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                mysql::extract(cx, &conn, &positional, values, batch_rows, &mut sink).await?;
+                sink
+            }
             other => bail!(
-                "connection `{}` is of kind `{other}`: extract.sql reads `postgres` or `sqlite` connections",
+                "connection `{}` is of kind `{other}`: extract.sql reads `postgres`, `mysql` or `sqlite` connections",
                 conn.name
             ),
         };
@@ -326,8 +356,8 @@ fn previous_watermark(cx: &StepContext) -> Result<Option<String>> {
 }
 
 /// The `:name` placeholders of a query, in order of appearance (names
-/// repeat). Quoted text, quoted identifiers, comments and `::` casts are
-/// skipped.
+/// repeat). Quoted text, quoted identifiers (`"x"`, MySQL's `` `x` ``),
+/// comments and `::` casts are skipped.
 fn placeholders(sql: &str) -> Vec<String> {
     scan(sql, |_| "").1
 }
@@ -359,7 +389,7 @@ fn scan<R: std::fmt::Display>(sql: &str, mut replace: impl FnMut(&str) -> R) -> 
     while i < b.len() {
         let start = i;
         match b[i] {
-            q @ (b'\'' | b'"') => {
+            q @ (b'\'' | b'"' | b'`') => {
                 i += 1;
                 while i < b.len() {
                     if b[i] == q {
@@ -444,12 +474,19 @@ impl Sink {
     /// The result's columns are known.
     fn start(&mut self, names: &[String], types: &[ColType]) -> Result<()> {
         if let Some(c) = &self.wm_column {
-            self.wm_index = Some(names.iter().position(|n| n == c).ok_or_else(|| {
+            let i = names.iter().position(|n| n == c).ok_or_else(|| {
                 anyhow!(
                     "the watermark column `{c}` is not among the query's columns ({}): select it",
                     names.join(", ")
                 )
-            })?);
+            })?;
+            if matches!(types[i], ColType::Binary | ColType::Bool) {
+                bail!(
+                    "the watermark column `{c}` is {:?}: use a timestamp, date, number or text column",
+                    types[i]
+                );
+            }
+            self.wm_index = Some(i);
         }
         self.types = types.to_vec();
         let schema = columns::BatchBuilder::new(names, types).schema();
@@ -457,10 +494,12 @@ impl Sink {
         Ok(())
     }
 
-    fn see(&mut self, i: usize, v: &Value) {
+    /// Appends value `v` of column `i` to `batch`, following the watermark.
+    fn push(&mut self, batch: &mut columns::BatchBuilder, i: usize, v: Value) -> Result<()> {
         if self.wm_index == Some(i) {
-            self.wm.see(v);
+            self.wm.see(&v);
         }
+        batch.push(i, v)
     }
 
     fn rows(&self) -> u64 {

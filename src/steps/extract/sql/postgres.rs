@@ -12,6 +12,7 @@ use super::Sink;
 use super::columns::{BatchBuilder, ColType, Value};
 use crate::spec::project::Connection;
 use crate::steps::StepContext;
+use crate::warehouse::pg_tls::Tls;
 
 /// Microseconds and days between 1970-01-01 and PostgreSQL's 2000-01-01.
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -21,7 +22,7 @@ pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
 
 /// The connection's config (credentials from the environment) and a
 /// description safe to print.
-pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, String)> {
+pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, Tls, String)> {
     let s = &conn.settings;
     let text = |k: &str| s.get(k).and_then(|v| v.as_str());
     let env = |k: &str| -> Result<Option<String>> {
@@ -39,7 +40,12 @@ pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, String)> {
     let mut cfg: tokio_postgres::Config = match url {
         Some(url) => url
             .parse()
-            .map_err(|_| anyhow!("connection `{}`: the PostgreSQL URL does not parse", conn.name))?,
+            .map_err(|_| {
+                anyhow!(
+                    "connection `{}`: the PostgreSQL URL does not parse (for sslmode verify-ca/verify-full, write `sslmode` as a connection setting)",
+                    conn.name
+                )
+            })?,
         None => tokio_postgres::Config::new(),
     };
     if let Some(h) = text("host") {
@@ -57,12 +63,7 @@ pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, String)> {
     if let Some(p) = env("password_env")? {
         cfg.password(p);
     }
-    if s.get("tls").and_then(|v| v.as_bool()) == Some(true) {
-        bail!(
-            "connection `{}`: `tls = true` is not supported yet by this build (use a local socket, an SSH tunnel or a TLS-terminating proxy)",
-            conn.name
-        );
-    }
+    let tls = Tls::of(conn, &cfg)?;
     cfg.application_name("nightjar");
     cfg.connect_timeout(std::time::Duration::from_secs(30));
     let host = cfg
@@ -75,11 +76,12 @@ pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, String)> {
         .unwrap_or_else(|| "localhost".into());
     let port = cfg.get_ports().first().copied().unwrap_or(5432);
     let shown = format!(
-        "postgres {host}:{port}/{} as {}",
+        "postgres {host}:{port}/{} as {}{}",
         cfg.get_dbname().unwrap_or("?"),
-        cfg.get_user().unwrap_or("?")
+        cfg.get_user().unwrap_or("?"),
+        if tls == Tls::Off { "" } else { " (TLS)" }
     );
-    Ok((cfg, shown))
+    Ok((cfg, tls, shown))
 }
 
 /// Runs `sql` (with `$n` placeholders) bound to `params` and streams the
@@ -92,12 +94,12 @@ pub async fn extract(
     batch_rows: usize,
     sink: &mut Sink,
 ) -> Result<()> {
-    let (cfg, shown) = config(conn)?;
-    let (mut client, connection) = cfg
-        .connect(tokio_postgres::NoTls)
+    let (mut cfg, tls, shown) = config(conn)?;
+    let (mut client, driver) = tls
+        .connect(&mut cfg)
         .await
-        .map_err(|e| anyhow!("connecting to {shown}: {}", pg_error(&e)))?;
-    let driver = tokio::spawn(connection);
+        .map_err(|e| anyhow!("connecting to {shown}: {}", e.describe(pg_error)))?;
+    cx.log.note(&format!("connected to {shown}"));
     let result = async {
         let tx = client
             .build_transaction()
@@ -142,8 +144,7 @@ pub async fn extract(
                     let v = decode(c.type_(), types[i], raw.0).with_context(|| {
                         format!("column `{}` of row {}", c.name(), sink.rows() + batch.len() as u64 + 1)
                     })?;
-                    sink.see(i, &v);
-                    batch.push(i, v)?;
+                    sink.push(&mut batch, i, v)?;
                 }
                 batch.end_row();
             }

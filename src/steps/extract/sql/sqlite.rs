@@ -67,8 +67,7 @@ pub fn extract(
         };
         for (i, t) in types.iter().enumerate() {
             let v = convert(row.get_ref(i)?, *t).with_context(|| format!("column `{}` of row {n}", names[i]))?;
-            sink.see(i, &v);
-            b.push(i, v)?;
+            sink.push(b, i, v)?;
         }
         b.end_row();
         if b.len() >= batch_rows {
@@ -145,7 +144,9 @@ fn convert(v: ValueRef<'_>, t: ColType) -> Result<Value> {
                 ColType::Date => ColumnType::Date,
                 ColType::Timestamp(_) => ColumnType::Timestamp,
                 ColType::Decimal(precision, scale) => ColumnType::Decimal { precision, scale },
-                ColType::Text => unreachable!(),
+                ColType::Text | ColType::Binary => {
+                    unreachable!("text is handled above; SQLite columns are never typed binary")
+                }
             });
             match spec.parse(Some(&s)).map_err(|e| anyhow!(e))? {
                 Parsed::Null => Value::Null,

@@ -363,3 +363,60 @@ fn config_checks() {
     assert!(p.iter().any(|p| p.contains("`params` has no `since`")), "{p:?}");
     assert!(check("connection = \"x\"\ntable = \"s.t\"\nincremental = { column = \"updated_at\" }\n").is_empty());
 }
+
+/// The test server takes TLS (scripts/services.sh gives it a certificate
+/// for 127.0.0.1 signed by a private CA): verify-full against that CA
+/// reads over TLS; another CA is refused, saying what to check.
+#[tokio::test]
+async fn postgres_tls_verify_full_against_a_private_ca() {
+    let ca = crate::testenv::postgres_ca();
+    let mut h = pg_harness("tls");
+    let base = h.cx.connections["shop"].clone();
+    let with = |extra: &[(&str, toml::Value)]| {
+        let mut conn = base.clone();
+        for (k, v) in extra {
+            conn.settings.insert(k.to_string(), v.clone());
+        }
+        Arc::new(BTreeMap::from([("shop".to_string(), conn)]))
+    };
+    h.cx.connections = with(&[("sslmode", "verify-full".into()), ("root_cert", ca.clone().into())]);
+    let query =
+        "connection = \"shop\"\nquery = \"SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()\"\n";
+    let out = h.run(&KIND, query).await.unwrap();
+    assert!(col(&out, "ssl").as_boolean().value(0), "the session is encrypted");
+    assert!(col(&out, "version").as_string::<i32>().value(0).starts_with("TLSv1."));
+    assert!(out.log.contains("(TLS)"), "{}", out.log);
+
+    // A CA that did not sign the server's certificate.
+    let other = h.file(
+        "other-ca.pem",
+        std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=other",
+            ])
+            .args(["-keyout", "/dev/null"])
+            .output()
+            .expect("openssl")
+            .stdout,
+    );
+    h.cx.connections = with(&[("tls", true.into()), ("root_cert", other.to_str().unwrap().into())]);
+    let err = h.run(&KIND, query).await.err().expect("another CA is refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("UnknownIssuer") && text.contains("root_cert"), "{text}");
+
+    // `require` encrypts without checking; the plain default still works.
+    h.cx.connections = with(&[("sslmode", "require".into())]);
+    let out = h.run(&KIND, query).await.unwrap();
+    assert!(col(&out, "ssl").as_boolean().value(0));
+    h.cx.connections = with(&[]);
+    let out = h.run(&KIND, query).await.unwrap();
+    assert!(!col(&out, "ssl").as_boolean().value(0), "no TLS unless asked");
+}
