@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 
 use super::remote_artifacts::{Manifest, RemoteArtifacts};
@@ -19,7 +19,7 @@ use crate::data::DatasetRef;
 use crate::engine::{ConfigError, log::TaskLog, parse_logical_time};
 use crate::spec::schedule::interval_for;
 use crate::spec::template::{TemplateContext, render_value};
-use crate::spec::{Dag, Project};
+use crate::spec::{Dag, Environment, Project};
 use crate::steps::{Registry, Skipped, StepContext};
 
 /// Which task of which run.
@@ -96,7 +96,7 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
         outputs.insert(need.clone(), store.fetch(&m.outputs).await.map_err(fail)?);
     }
 
-    let ctx = template_context(dag, req).map_err(|e| StepFailure {
+    let ctx = template_context(dag, env, req).map_err(|e| StepFailure {
         message: format!("{e:#}"),
         permanent: true,
     })?;
@@ -199,19 +199,13 @@ fn skipped(task: &str, attempt: u32, reason: &str) -> Manifest {
 }
 
 /// The run's template variables, as the engine computes them for a run of
-/// this date (the interval from the DAG's schedule, `[vars]` overridden by
-/// the run's `--var`s and rendered).
-pub fn template_context(dag: &Dag, req: &StepRequest) -> Result<TemplateContext> {
+/// this date (the interval from the DAG's schedule, the variables of
+/// [`Environment::run_vars`], rendered).
+pub fn template_context(dag: &Dag, env: &Environment, req: &StepRequest) -> Result<TemplateContext> {
     let at = parse_logical_time(&req.date)?;
     let interval = interval_for(at, dag.schedule.as_ref(), dag.tz);
     let ds = interval.start.date_naive();
-    let mut vars = dag.vars.clone();
-    for (k, v) in &req.vars {
-        if !vars.contains_key(k) {
-            bail!("the DAG has no variable `{k}`");
-        }
-        vars.insert(k.clone(), toml::Value::String(v.clone()));
-    }
+    let vars = env.run_vars(dag, &req.vars)?;
     let mut context = TemplateContext {
         ds: ds.format("%Y-%m-%d").to_string(),
         ds_nodash: ds.format("%Y%m%d").to_string(),

@@ -260,6 +260,7 @@ impl Registry {
         r.register(load::redshift::KIND);
         r.register(sql::KIND);
         r.register(load::postgres::KIND);
+        r.register(load::warehouse::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);
