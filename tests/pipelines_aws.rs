@@ -11,6 +11,7 @@ mod support;
 mod api_server;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ impl Aws {
         let url = nightjar::testenv::postgres_url();
         let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
-        let shop = format!("nj_pa_shop_{}", std::process::id());
+        let shop = format!("nj_pa_{tag}_{}", std::process::id());
         pg.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {shop} CASCADE; CREATE SCHEMA {shop};
              CREATE TABLE {shop}.products (product_code text PRIMARY KEY, name text, category text, list_price numeric(10,2));
@@ -126,8 +127,10 @@ impl Aws {
     }
 
     /// `nightjar.toml` with a `local` env (SQLite, files) and an `aws` env
-    /// (Redshift over the Data API, S3 input and staging, SQS events).
-    fn project_file(&self) -> String {
+    /// (Redshift over the Data API, S3 input and staging, SQS events),
+    /// which `dispatch` (extra `[env.aws]` lines) may send through Step
+    /// Functions.
+    fn project_file(&self, dispatch: &str) -> String {
         let ep = nightjar::testenv::aws_endpoint();
         let b = &self.bucket;
         format!(
@@ -143,6 +146,7 @@ url_env = "MULTI_SOURCE_PG_URL"
 
 [env.aws]
 report = {{ sqs = "{queue}", region = "us-east-1", endpoint_url = "{ep}" }}
+{dispatch}
 
 # Every DAG's `input` is its own prefix of the bucket.
 [env.aws.vars]
@@ -235,37 +239,49 @@ url_env = "MULTI_SOURCE_PG_URL"
 }
 
 /// A scratch project: the repository's DAGs, jobs, SQL and sample data.
-fn project(aws: &Aws) -> tempfile::TempDir {
+fn project(aws: &Aws, dispatch: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["dags", "jobs", "sql", "data/sample"] {
         copy_dir(&repo().join(sub), &dir.path().join(sub));
     }
-    std::fs::write(dir.path().join("nightjar.toml"), aws.project_file()).unwrap();
+    std::fs::write(dir.path().join("nightjar.toml"), aws.project_file(dispatch)).unwrap();
     dir
 }
 
-/// Runs `nightjar run` in `dir` off the runtime (the test servers live on
-/// it) and fails with the output unless it succeeds.
-async fn run(dir: &Path, args: &[&str]) {
+/// The environment of every nightjar process of these tests.
+fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env("MULTI_SOURCE_PG_URL", nightjar::testenv::postgres_url())
         .env("MULTI_SOURCE_API_TOKEN", TOKEN)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("NIGHTJAR_ENV")
-        .arg("run")
-        .args(args);
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("NIGHTJAR_ENV");
+    cmd
+}
+
+/// Runs `nightjar run` in `dir` off the runtime (the test servers live on
+/// it) and fails with the output unless it succeeds.
+async fn run(dir: &Path, args: &[&str]) {
+    let mut cmd = command(dir);
+    cmd.arg("run").args(args);
     let what = args.join(" ");
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "nightjar run {what}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        // The task errors, for the failure message.
+        let dag = Path::new(args[0]).file_stem().unwrap().to_string_lossy().into_owned();
+        let date = args.iter().skip_while(|a| **a != "--date").nth(1).unwrap();
+        let show = command(dir).args(["show", &format!("{dag}@{date}")]).output().unwrap();
+        panic!(
+            "nightjar run {what}:\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&show.stdout)
+        );
+    }
 }
 
 fn sqlite_counts(dir: &Path, tables: &[&str]) -> BTreeMap<String, i64> {
@@ -342,7 +358,7 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     .await;
     aws.upload(&repo().join("data/sample/multi_source/sales"), "input/multi_source/")
         .await;
-    let (local, remote) = (project(&aws), project(&aws));
+    let (local, remote) = (project(&aws, ""), project(&aws, ""));
     let api_var = format!("api={}/v1", api.base);
     let shop_var = format!("shop_schema={}", aws.shop);
 
@@ -442,5 +458,192 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     assert_eq!(loads, 3);
 
     drop(api);
+    aws.clean_up().await;
+}
+
+/// `POST {endpoint}/moto-api/config`: let moto run state machines.
+fn enable_sfn_execution() {
+    let endpoint = nightjar::testenv::aws_endpoint();
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
+    let mut s = std::net::TcpStream::connect(hostport).expect("connecting to moto");
+    write!(
+        s,
+        "POST /moto-api/config HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 20") || resp.starts_with("HTTP/1.0 20"),
+        "{resp}"
+    );
+}
+
+/// A `nightjar worker` process, killed when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The CustomerID values (as text) of the Parquet file `bytes`, if it has
+/// that column.
+fn customer_ids_in_parquet(bytes: Vec<u8>) -> Vec<String> {
+    use arrow::array::Array;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let schema = batch.schema();
+        for (i, f) in schema.fields().iter().enumerate() {
+            if f.name().eq_ignore_ascii_case("customerid") {
+                let text = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+                let text = text.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                out.extend(text.iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+/// The retail DAG, unchanged, through Step Functions on moto: every task a
+/// `nightjar worker` takes from SQS, artifacts in S3, the warehouse the
+/// Data API test server. Same row counts as a local run; no raw
+/// CustomerID in any artifact in S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn retail_runs_through_step_functions_with_artifacts_in_s3() {
+    enable_sfn_execution();
+    let aws = Aws::start("pipesfn").await;
+    aws.upload(
+        &repo().join("data/sample/online-retail/by-day"),
+        "input/retail_nightly/",
+    )
+    .await;
+    let tasks = aws
+        .sqs
+        .create_queue()
+        .queue_name(format!("nj-pipesfn-tasks-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let prefix = format!("njpa{}-", std::process::id());
+    let dispatch = format!(
+        "dispatch = \"stepfunctions\"\nartifacts = \"s3://{}/artifacts/\"\n\
+         sfn = {{ resource = \"sqs\", queue = \"{tasks}\", heartbeat = \"10s\", role_arn = \"arn:aws:iam::123456789012:role/nightjar\", \
+         name_prefix = \"{prefix}\", region = \"us-east-1\", endpoint_url = \"{}\", poll = \"300ms\" }}",
+        aws.bucket,
+        nightjar::testenv::aws_endpoint()
+    );
+    let (local, remote) = (project(&aws, ""), project(&aws, &dispatch));
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| {
+            Worker(
+                command(remote.path())
+                    .args(["worker", "--queue", &tasks, "--env", "aws", "--concurrency", "4"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawning nightjar worker"),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    run(
+        remote.path(),
+        &["dags/retail_nightly.toml", "--date", "2010-12-01", "--env", "aws"],
+    )
+    .await;
+    eprintln!(
+        "retail_nightly through Step Functions: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(workers);
+    run(
+        local.path(),
+        &["dags/retail_nightly.toml", "--date", "2010-12-01", "--env", "local"],
+    )
+    .await;
+
+    let want = sqlite_counts(local.path(), RETAIL_TABLES);
+    assert!(want.values().all(|n| *n > 0), "{want:?}");
+    assert_eq!(
+        aws.counts(RETAIL_TABLES).await,
+        want,
+        "retail via Step Functions: redshift vs sqlite"
+    );
+
+    // Every task's artifacts went to S3; none holds a raw CustomerID.
+    let keys = aws.keys("artifacts/").await;
+    assert!(
+        keys.iter().any(|k| k.ends_with("/normalize/customers.parquet")),
+        "{keys:#?}"
+    );
+    // The pii tasks purged the raw outputs of `clean` they read, in S3 too.
+    assert!(
+        !keys.iter().any(|k| k.contains("/clean/") && k.ends_with(".parquet")),
+        "{keys:#?}"
+    );
+    let raw = raw_customer_ids();
+    let mut leaks = Vec::new();
+    // `extract`'s dataset is the typed copy of the raw export (which is in
+    // S3 itself): the DAG pseudonymizes after `clean`, which keeps its
+    // input, so that copy stays (locally too). Every other artifact must be
+    // free of raw CustomerIDs.
+    for key in keys
+        .iter()
+        .filter(|k| k.ends_with(".parquet") && !k.contains("/extract/"))
+    {
+        let body = aws
+            .s3
+            .get_object()
+            .bucket(&aws.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        let leaked: Vec<String> = customer_ids_in_parquet(body)
+            .into_iter()
+            .filter(|v| raw.contains(v.trim_end_matches(".0")))
+            .take(3)
+            .collect();
+        if !leaked.is_empty() {
+            leaks.push(format!("s3://{}/{key}: {leaked:?}", aws.bucket));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "raw CustomerIDs in S3 artifacts:\n{}",
+        leaks.join("\n")
+    );
+
+    // Clean up the state machine this test deployed.
+    let sfn = aws_sdk_sfn::Client::new(&nightjar::aws::sdk_config(&nightjar::testenv::aws_options()).await);
+    if let Ok(l) = sfn.list_state_machines().send().await {
+        for m in l.state_machines().iter().filter(|m| m.name().starts_with(&prefix)) {
+            let _ = sfn
+                .delete_state_machine()
+                .state_machine_arn(m.state_machine_arn())
+                .send()
+                .await;
+        }
+    }
+    let _ = aws.sqs.delete_queue().queue_url(&tasks).send().await;
     aws.clean_up().await;
 }

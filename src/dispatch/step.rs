@@ -93,7 +93,7 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
                 .map_err(fail)?;
             return Ok(StepOutcome::Skipped(m));
         }
-        outputs.insert(need.clone(), store.fetch(&m.outputs).await.map_err(fail)?);
+        outputs.insert(need.clone(), m.outputs);
     }
 
     let ctx = template_context(dag, env, req).map_err(|e| StepFailure {
@@ -111,10 +111,20 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
         message: format!("cannot render `{p}`: {e}"),
         permanent: true,
     })?;
-    let inputs = crate::engine::inputs::resolve(task, &outputs).map_err(|e| StepFailure {
+    let published = crate::engine::inputs::resolve(task, &outputs).map_err(|e| StepFailure {
         message: e,
         permanent: true,
     })?;
+    // Only the datasets the task reads are downloaded: another output of
+    // the same upstream may already be purged by the task reading it.
+    let mut inputs = BTreeMap::new();
+    // (as published, local copy) of every input, to mirror purges.
+    let mut fetched: Vec<(DatasetRef, DatasetRef)> = Vec::new();
+    for (name, d) in published {
+        let local = store.fetch(std::slice::from_ref(&d)).await.map_err(fail)?.remove(0);
+        fetched.push((d, local.clone()));
+        inputs.insert(name, local);
+    }
     let log_path = project
         .state_dir()
         .join("logs")
@@ -154,6 +164,11 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
     match result {
         Ok(out) => {
             log.note(&format!("attempt {} succeeded", req.attempt));
+            for uri in store.purge_consumed(&fetched).await.map_err(fail)? {
+                log.note(&format!(
+                    "purged {uri} from the artifact store, as the step purged its copy"
+                ));
+            }
             let manifest = Manifest {
                 task: task.id.clone(),
                 attempt: req.attempt,
