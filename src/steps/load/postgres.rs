@@ -84,7 +84,7 @@ impl StepConfig for PostgresLoad {
             p.push(ConfigProblem::new("table", msg).hint(hint));
         }
         p.extend(self.0.check());
-        p.extend(self.0.refuse_redshift_only("PostgreSQL"));
+        p.extend(unfit_options(&self.0));
         p
     }
 
@@ -201,6 +201,12 @@ impl Step for PostgresLoad {
             metrics,
         })
     }
+}
+
+/// What PostgreSQL refuses of the options every table load takes (beyond
+/// the table name rules it shares with Redshift): the Redshift-only ones.
+pub(super) fn unfit_options(t: &TableLoad) -> Vec<ConfigProblem> {
+    t.refuse_redshift_only("PostgreSQL")
 }
 
 /// The target's columns (empty when the table does not exist).

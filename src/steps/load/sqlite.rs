@@ -108,18 +108,25 @@ impl std::ops::Deref for SqliteLoad {
 
 impl StepConfig for SqliteLoad {
     fn check(&self) -> Vec<ConfigProblem> {
-        let mut p = Vec::new();
-        if let Err((msg, hint)) = check_table_name(&self.table) {
-            p.push(ConfigProblem::new("table", msg).hint(hint));
-        }
-        p.extend(self.0.check());
-        p.extend(self.0.refuse_redshift_only("SQLite"));
+        let mut p = self.0.check();
+        p.extend(unfit_options(&self.0));
         p
     }
 
     fn build(self) -> Result<Box<dyn Step>> {
         Ok(Box::new(self))
     }
+}
+
+/// What SQLite refuses of the options every table load takes: a table name
+/// with a schema (or otherwise invalid here), the Redshift-only options.
+pub(super) fn unfit_options(t: &TableLoad) -> Vec<ConfigProblem> {
+    let mut p = Vec::new();
+    if let Err((msg, hint)) = check_table_name(&t.table) {
+        p.push(ConfigProblem::new("table", msg).hint(hint));
+    }
+    p.extend(t.refuse_redshift_only("SQLite"));
+    p
 }
 
 /// Why `table` is not a usable table name: (message, hint).

@@ -21,6 +21,8 @@
 //! PostgreSQL, a `schema.table` on SQLite) fails the task at once,
 //! without retries, naming the option, the connection and its kind.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -30,6 +32,7 @@ use super::redshift::RedshiftLoad;
 use super::sqlite::SqliteLoad;
 use super::table::TableLoad;
 use crate::engine::ConfigError;
+use crate::spec::project::Connection;
 use crate::steps::{ConfigProblem, Step, StepConfig, StepContext, StepKind, StepOutput};
 
 pub const KIND: StepKind = StepKind::of::<WarehouseLoad>(
@@ -69,8 +72,36 @@ impl StepConfig for WarehouseLoad {
         RedshiftLoad(self.0.clone()).check()
     }
 
+    /// An option the env's connection does not support, for `validate`
+    /// (which checks every env of the project).
+    fn check_connections(&self, connections: &BTreeMap<String, Connection>) -> Vec<ConfigProblem> {
+        connections
+            .get(&self.0.connection)
+            .map_or_else(Vec::new, |c| unfit_options(&self.0, &c.kind))
+    }
+
     fn build(self) -> Result<Box<dyn Step>> {
         Ok(Box::new(self))
+    }
+}
+
+/// The options of `t` a connection of `kind` does not support (on top of
+/// the checks of every table load).
+fn unfit_options(t: &TableLoad, kind: &str) -> Vec<ConfigProblem> {
+    match kind {
+        "sqlite" => super::sqlite::unfit_options(t),
+        "postgres" => super::postgres::unfit_options(t),
+        "redshift" => Vec::new(),
+        other => vec![
+            ConfigProblem::new(
+                "connection",
+                format!(
+                    "connection `{}` is a {other} connection; tables load into sqlite, postgres or redshift connections",
+                    t.connection
+                ),
+            )
+            .hint("name a warehouse connection in `connection`"),
+        ],
     }
 }
 
@@ -96,11 +127,8 @@ impl WarehouseLoad {
             crate::warehouse::connection(cx, name, "sqlite", "load.warehouse")?;
             unreachable!("the lookup failed");
         };
-        let refuse = |problems: Vec<ConfigProblem>| -> Result<()> {
-            let Some(p) = problems.into_iter().next() else {
-                return Ok(());
-            };
-            Err(ConfigError(format!(
+        if let Some(p) = unfit_options(&self.0, &conn.kind).into_iter().next() {
+            return Err(ConfigError(format!(
                 "load.warehouse: `{}`: {} (connection `{name}` in env `{}` is a {} connection){}",
                 p.path,
                 p.message,
@@ -108,27 +136,14 @@ impl WarehouseLoad {
                 conn.kind,
                 p.hint.map(|h| format!("; {h}")).unwrap_or_default()
             ))
-            .into())
-        };
-        let target = self.0.clone();
-        match conn.kind.as_str() {
-            "sqlite" => {
-                let step = SqliteLoad(target);
-                refuse(step.check())?;
-                Ok(("load.sqlite", Box::new(step)))
-            }
-            "postgres" => {
-                let step = PostgresLoad(target);
-                refuse(step.check())?;
-                Ok(("load.postgres", Box::new(step)))
-            }
-            "redshift" => Ok(("load.redshift", Box::new(RedshiftLoad(target)))),
-            other => Err(ConfigError(format!(
-                "load.warehouse: connection `{name}` in env `{}` is a {other} connection; tables load into sqlite, postgres or redshift connections",
-                cx.env
-            ))
-            .into()),
+            .into());
         }
+        let target = self.0.clone();
+        Ok(match conn.kind.as_str() {
+            "sqlite" => ("load.sqlite", Box::new(SqliteLoad(target))),
+            "postgres" => ("load.postgres", Box::new(PostgresLoad(target))),
+            _ => ("load.redshift", Box::new(RedshiftLoad(target))),
+        })
     }
 }
 
@@ -267,5 +282,42 @@ mod tests {
             .check(toml::from_str("table = \"t\"\nstagin = 1").unwrap())
             .unwrap_err();
         assert_eq!(path, "stagin");
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    /// `validate` checks a load against every env's connection: an option
+    /// one env's warehouse does not support is an error, naming the env.
+    #[test]
+    fn validate_names_the_env_whose_connection_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("nightjar.toml"),
+            "[env.aws.connections.warehouse]\nkind = \"redshift\"\nworkgroup = \"wg\"\ndatabase = \"dev\"\n",
+        )
+        .unwrap();
+        let dag = dir.path().join("d.toml");
+        std::fs::write(
+            &dag,
+            "name = \"d\"\n[[task]]\nid = \"load\"\nkind = \"load.warehouse\"\ntable = \"orders\"\nkeep_staged = true\n",
+        )
+        .unwrap();
+        let project = crate::spec::Project::load(dir.path()).unwrap();
+        let errs = crate::spec::dag::load(&dag, &project, &crate::steps::Registry::builtin())
+            .expect_err("keep_staged does not fit the local sqlite warehouse")
+            .to_string();
+        assert!(
+            errs.contains("d.toml:6:") && errs.contains("in env `local`: `keep_staged` only applies to Redshift"),
+            "{errs}"
+        );
+        assert!(!errs.contains("in env `aws`"), "{errs}");
+        // Without it, both envs accept the task.
+        std::fs::write(
+            &dag,
+            "name = \"d\"\n[[task]]\nid = \"load\"\nkind = \"load.warehouse\"\ntable = \"orders\"\n",
+        )
+        .unwrap();
+        crate::spec::dag::load(&dag, &project, &crate::steps::Registry::builtin()).unwrap();
     }
 }
