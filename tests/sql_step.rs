@@ -121,3 +121,95 @@ async fn redshift_through_the_data_api() {
     assert_eq!(n, 2);
     server.drop_schema().await;
 }
+
+/// SQL per dialect: the retail DDL named once (`sql/retail/normalize.sql`,
+/// which does not exist) runs as `normalize.<kind>.sql` on each connection:
+/// SQLite, PostgreSQL and Redshift (the Data API test server).
+#[tokio::test]
+async fn the_retail_ddl_named_once_runs_in_each_dialect() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(!repo.join("sql/retail/normalize.sql").exists());
+    let project = |run: &StepRun| {
+        let to = run.dir.path().join("sql/retail");
+        std::fs::create_dir_all(&to).unwrap();
+        for d in ["sqlite", "postgres", "redshift"] {
+            let name = format!("normalize.{d}.sql");
+            std::fs::copy(repo.join("sql/retail").join(&name), to.join(&name)).unwrap();
+        }
+    };
+    const DDL: &str = "files = [\"sql/retail/normalize.sql\"]";
+    let tables = ["customers", "invoice_lines", "invoices", "products"];
+
+    // SQLite.
+    let mut run = StepRun::new("ddl", "2010-12-01");
+    run.connection("warehouse", "sqlite", "path = \"wh.db\"");
+    project(&run);
+    run.run(&KIND, DDL).await.unwrap();
+    let db = rusqlite::Connection::open(run.dir.path().join("wh.db")).unwrap();
+    let mut st = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    let got: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, tables);
+
+    // PostgreSQL.
+    let schema = format!("sqlddl_{}", std::process::id());
+    let (pg, conn) = tokio_postgres::connect(&nightjar::testenv::postgres_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    pg.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .await
+    .unwrap();
+    let mut run = StepRun::new("ddl", "2010-12-01");
+    run.connection(
+        "warehouse",
+        "postgres",
+        &format!("url = \"{}\"\nschema = \"{schema}\"", nightjar::testenv::postgres_url()),
+    );
+    project(&run);
+    run.run(&KIND, DDL).await.unwrap();
+    let list =
+        format!("SELECT table_name::text FROM information_schema.tables WHERE table_schema = '{schema}' ORDER BY 1");
+    let got: Vec<String> = pg.query(&list, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+    assert_eq!(got, tables);
+
+    // Redshift: the redshift file (with its DISTSTYLE) is the one sent.
+    support::emulator_credentials();
+    let server = DataApiServer::start("sqlddl").await;
+    let mut run = StepRun::new("ddl", "2010-12-01");
+    run.connection(
+        "warehouse",
+        "redshift",
+        &format!(
+            "workgroup = \"wg\"\ndatabase = \"dev\"\nregion = \"us-east-1\"\ndata_api_endpoint_url = \"{}\"",
+            server.endpoint
+        ),
+    );
+    project(&run);
+    run.run(&KIND, DDL).await.unwrap();
+    let sent = server
+        .calls()
+        .into_iter()
+        .find(|(op, _)| op == "BatchExecuteStatement")
+        .unwrap()
+        .1;
+    assert!(sent["Sqls"].to_string().contains("DISTSTYLE ALL"), "{sent}");
+    let got: Vec<String> = server
+        .db()
+        .await
+        .query(&list.replace(&schema, &server.schema), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .filter(|t: &String| !t.starts_with("sys_") && !t.starts_with("stl_"))
+        .collect();
+    server.drop_schema().await;
+    assert_eq!(got, tables);
+}

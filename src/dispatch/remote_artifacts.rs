@@ -185,6 +185,40 @@ impl RemoteArtifacts {
         Ok(out)
     }
 
+    /// Deletes from S3 the inputs a step deleted here (`transform.pii`'s
+    /// `purge_input`): `fetched` pairs each input as published (an S3 URI)
+    /// with its local copy. Without this the raw values a pii task purged
+    /// would live on in the artifact store.
+    pub async fn purge_consumed(&self, fetched: &[(DatasetRef, DatasetRef)]) -> Result<Vec<String>> {
+        let Location::S3 { client, .. } = &self.location else {
+            return Ok(Vec::new());
+        };
+        let mut purged = Vec::new();
+        for (published, local) in fetched {
+            let Some((bucket, key)) = published.uri.strip_prefix("s3://").and_then(|r| r.split_once('/')) else {
+                continue;
+            };
+            if local.uri.contains("://") || Path::new(&local.uri).exists() {
+                continue;
+            }
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "deleting {}: {}",
+                        published.uri,
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    )
+                })?;
+            purged.push(published.uri.clone());
+        }
+        Ok(purged)
+    }
+
     /// Publishes a finished task: uploads its folder (S3), rewrites its
     /// outputs' URIs to where they now live, and writes the manifest last.
     pub async fn publish(&self, dag: &str, run: &str, mut manifest: Manifest, log: Option<&Path>) -> Result<Manifest> {

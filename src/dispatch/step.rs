@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 
 use super::remote_artifacts::{Manifest, RemoteArtifacts};
@@ -19,7 +19,7 @@ use crate::data::DatasetRef;
 use crate::engine::{ConfigError, log::TaskLog, parse_logical_time};
 use crate::spec::schedule::interval_for;
 use crate::spec::template::{TemplateContext, render_value};
-use crate::spec::{Dag, Project};
+use crate::spec::{Dag, Environment, Project};
 use crate::steps::{Registry, Skipped, StepContext};
 
 /// Which task of which run.
@@ -96,10 +96,10 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
                 .map_err(fail)?;
             return Ok(StepOutcome::Skipped(m));
         }
-        outputs.insert(need.clone(), store.fetch(&m.outputs).await.map_err(fail)?);
+        outputs.insert(need.clone(), m.outputs);
     }
 
-    let ctx = template_context(dag, req).map_err(|e| StepFailure {
+    let ctx = template_context(dag, env, req).map_err(|e| StepFailure {
         message: format!("{e:#}"),
         permanent: true,
     })?;
@@ -114,10 +114,20 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
         message: format!("cannot render `{p}`: {e}"),
         permanent: true,
     })?;
-    let inputs = crate::engine::inputs::resolve(task, &outputs).map_err(|e| StepFailure {
+    let published = crate::engine::inputs::resolve(task, &outputs).map_err(|e| StepFailure {
         message: e,
         permanent: true,
     })?;
+    // Only the datasets the task reads are downloaded: another output of
+    // the same upstream may already be purged by the task reading it.
+    let mut inputs = BTreeMap::new();
+    // (as published, local copy) of every input, to mirror purges.
+    let mut fetched: Vec<(DatasetRef, DatasetRef)> = Vec::new();
+    for (name, d) in published {
+        let local = store.fetch(std::slice::from_ref(&d)).await.map_err(fail)?.remove(0);
+        fetched.push((d, local.clone()));
+        inputs.insert(name, local);
+    }
     let log_path = project
         .state_dir()
         .join("logs")
@@ -157,6 +167,11 @@ pub async fn run_step(project: &Project, dag: &Dag, req: &StepRequest) -> Result
     match result {
         Ok(out) => {
             log.note(&format!("attempt {} succeeded", req.attempt));
+            for uri in store.purge_consumed(&fetched).await.map_err(fail)? {
+                log.note(&format!(
+                    "purged {uri} from the artifact store, as the step purged its copy"
+                ));
+            }
             let manifest = Manifest {
                 task: task.id.clone(),
                 attempt: req.attempt,
@@ -202,19 +217,13 @@ fn skipped(task: &str, attempt: u32, reason: &str) -> Manifest {
 }
 
 /// The run's template variables, as the engine computes them for a run of
-/// this date (the interval from the DAG's schedule, `[vars]` overridden by
-/// the run's `--var`s and rendered).
-pub fn template_context(dag: &Dag, req: &StepRequest) -> Result<TemplateContext> {
+/// this date (the interval from the DAG's schedule, the variables of
+/// [`Environment::run_vars`], rendered).
+pub fn template_context(dag: &Dag, env: &Environment, req: &StepRequest) -> Result<TemplateContext> {
     let at = parse_logical_time(&req.date)?;
     let interval = interval_for(at, dag.schedule.as_ref(), dag.tz);
     let ds = interval.start.date_naive();
-    let mut vars = dag.vars.clone();
-    for (k, v) in &req.vars {
-        if !vars.contains_key(k) {
-            bail!("the DAG has no variable `{k}`");
-        }
-        vars.insert(k.clone(), toml::Value::String(v.clone()));
-    }
+    let vars = env.run_vars(dag, &req.vars)?;
     let mut context = TemplateContext {
         ds: ds.format("%Y-%m-%d").to_string(),
         ds_nodash: ds.format("%Y%m%d").to_string(),

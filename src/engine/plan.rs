@@ -78,18 +78,8 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
     };
     let ds = interval.start.date_naive();
 
-    // Variables: the DAG's, overridden by --var.
-    let mut vars = dag.vars.clone();
-    for (k, v) in &req.vars {
-        if !vars.contains_key(k) {
-            let known: Vec<&str> = dag.vars.keys().map(String::as_str).collect();
-            bail!(
-                "--var {k}: the DAG has no variable `{k}` ({})",
-                unknown_name_hint(k, &known)
-            );
-        }
-        vars.insert(k.clone(), toml::Value::String(v.clone()));
-    }
+    // Variables: the DAG's, overridden by the env's, overridden by --var.
+    let vars = env.run_vars(dag, &req.vars)?;
 
     // The run record: resume, no-op, or new.
     let latest = engine.store.latest_run(&dag.name, &logical_date)?;

@@ -684,8 +684,21 @@ impl Loader<'_> {
                 self.diags.push(d);
             }
             Ok(problems) => {
-                for pr in problems {
-                    let mut d = Diagnostic::error(origin(&pr.path), pr.message);
+                // The same DAG runs in every env: check it against each
+                // env's connections too (`load.warehouse` on sqlite, ...).
+                let with_envs = self.project.envs.values().flat_map(|env| {
+                    kind.check_env(Value::Table(config.clone()), &env.connections)
+                        .into_iter()
+                        .map(|pr| (format!("in env `{}`: {}", env.name, pr.message), pr))
+                        .collect::<Vec<_>>()
+                });
+                let all: Vec<(String, crate::steps::ConfigProblem)> = problems
+                    .into_iter()
+                    .map(|pr| (pr.message.clone(), pr))
+                    .chain(with_envs)
+                    .collect();
+                for (message, pr) in all {
+                    let mut d = Diagnostic::error(origin(&pr.path), message);
                     if let Some(h) = pr.hint {
                         d = d.with_hint(h);
                     }

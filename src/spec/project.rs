@@ -51,6 +51,36 @@ pub struct Environment {
     /// `[env.NAME.secrets]`: variables whose values live in AWS Secrets
     /// Manager or SSM (see `crate::secrets`).
     pub secrets: BTreeMap<String, crate::secrets::SecretRef>,
+    /// `[env.NAME.vars]`: values for DAG variables in this env (see
+    /// [`Environment::run_vars`]).
+    pub vars: toml::Table,
+}
+
+impl Environment {
+    /// The variables of a run of `dag` in this env, unrendered: the DAG's
+    /// `[vars]`, overridden by this env's `[env.NAME.vars]`, overridden by
+    /// the run's `--var K=V`. An env var the DAG does not declare is
+    /// ignored (one env serves every DAG); a `--var` it does not declare is
+    /// an error.
+    pub fn run_vars(&self, dag: &super::Dag, overrides: &BTreeMap<String, String>) -> anyhow::Result<toml::Table> {
+        let mut vars = dag.vars.clone();
+        for (k, v) in &self.vars {
+            if let Some(slot) = vars.get_mut(k) {
+                *slot = v.clone();
+            }
+        }
+        for (k, v) in overrides {
+            let Some(slot) = vars.get_mut(k) else {
+                let known: Vec<&str> = dag.vars.keys().map(String::as_str).collect();
+                anyhow::bail!(
+                    "--var {k}: the DAG has no variable `{k}` ({})",
+                    unknown_name_hint(k, &known)
+                );
+            };
+            *slot = toml::Value::String(v.clone());
+        }
+        Ok(vars)
+    }
 }
 
 /// A project: its folder and its environments.
@@ -86,6 +116,9 @@ struct EnvFile {
     /// Secrets by reference (checked by `check_secrets`).
     #[serde(default)]
     secrets: BTreeMap<String, toml::Value>,
+    /// Values for DAG variables in this env.
+    #[serde(default)]
+    vars: toml::Table,
 }
 
 /// Connection kinds nightjar knows.
@@ -245,6 +278,7 @@ impl Project {
                     report: env.report,
                     sfn,
                     secrets,
+                    vars: env.vars,
                 },
             );
         }
@@ -379,6 +413,43 @@ mod tests {
         let p = Project::load(dir.path()).unwrap();
         assert_eq!(p.envs["aws"].secrets["A"].ssm.as_deref(), Some("/a"));
         assert!(crate::secrets::known("A"), "declared names are known to validate");
+    }
+
+    #[test]
+    fn env_vars_override_dag_vars_and_are_overridden_by_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            "[env.aws.vars]\ninput = \"s3://b/{{ dag }}\"\nunused = \"x\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("dags")).unwrap();
+        let dag_file = dir.path().join("dags/d.toml");
+        std::fs::write(
+            &dag_file,
+            "name = \"d\"\n[vars]\ninput = \"data\"\napi = \"http://a\"\n[[task]]\nid = \"t\"\nkind = \"noop\"\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        let (dag, _) = crate::spec::dag::load(&dag_file, &p, &crate::steps::Registry::builtin()).unwrap();
+        let none = BTreeMap::new();
+        let local = p.select_env(Some("local")).unwrap().run_vars(&dag, &none).unwrap();
+        assert_eq!(local["input"].as_str(), Some("data"));
+        let aws = p.envs["aws"].run_vars(&dag, &none).unwrap();
+        assert_eq!(aws["input"].as_str(), Some("s3://b/{{ dag }}"));
+        assert_eq!(aws["api"].as_str(), Some("http://a"));
+        assert!(
+            !aws.contains_key("unused"),
+            "env vars the DAG does not declare are ignored"
+        );
+        let flag = BTreeMap::from([("input".to_string(), "other".to_string())]);
+        assert_eq!(
+            p.envs["aws"].run_vars(&dag, &flag).unwrap()["input"].as_str(),
+            Some("other")
+        );
+        let typo = BTreeMap::from([("inptu".to_string(), "x".to_string())]);
+        let err = p.envs["aws"].run_vars(&dag, &typo).unwrap_err().to_string();
+        assert!(err.contains("did you mean `input`"), "{err}");
     }
 
     #[test]

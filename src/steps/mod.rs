@@ -182,6 +182,13 @@ pub trait StepConfig: DeserializeOwned + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Checks that depend on an env's connections: `validate` runs them
+    /// for every env of the project (e.g. an option the connection's kind
+    /// does not support). Template strings are not rendered yet here.
+    fn check_connections(&self, _connections: &BTreeMap<String, Connection>) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
     /// Builds the runnable step from a rendered config.
     fn build(self) -> anyhow::Result<Box<dyn Step>>;
 }
@@ -197,6 +204,7 @@ pub struct StepKind {
     pub example: &'static str,
     fields: fn() -> &'static [&'static str],
     check: fn(toml::Value) -> Result<Vec<ConfigProblem>, KeyError>,
+    check_env: fn(toml::Value, &BTreeMap<String, Connection>) -> Vec<ConfigProblem>,
     build: fn(toml::Value) -> Result<Box<dyn Step>, KeyError>,
 }
 
@@ -209,6 +217,7 @@ impl StepKind {
             example,
             fields: field_names::<C>,
             check: check_config::<C>,
+            check_env: check_env_config::<C>,
             build: build_config::<C>,
         }
     }
@@ -224,6 +233,12 @@ impl StepKind {
         (self.check)(config)
     }
 
+    /// The problems of a config with an env's `connections` (none when the
+    /// config does not deserialize: [`StepKind::check`] reports that).
+    pub fn check_env(&self, config: toml::Value, connections: &BTreeMap<String, Connection>) -> Vec<ConfigProblem> {
+        (self.check_env)(config, connections)
+    }
+
     /// Builds the step from a rendered config.
     pub fn build(&self, config: toml::Value) -> Result<Box<dyn Step>, KeyError> {
         (self.build)(config)
@@ -233,6 +248,10 @@ impl StepKind {
 fn check_config<C: StepConfig>(v: toml::Value) -> Result<Vec<ConfigProblem>, KeyError> {
     let c: C = crate::spec::doc::deserialize_at(v)?;
     Ok(c.check())
+}
+
+fn check_env_config<C: StepConfig>(v: toml::Value, connections: &BTreeMap<String, Connection>) -> Vec<ConfigProblem> {
+    crate::spec::doc::deserialize_at::<C>(v).map_or_else(|_| Vec::new(), |c| c.check_connections(connections))
 }
 
 fn build_config<C: StepConfig>(v: toml::Value) -> Result<Box<dyn Step>, KeyError> {
@@ -260,6 +279,7 @@ impl Registry {
         r.register(load::redshift::KIND);
         r.register(sql::KIND);
         r.register(load::postgres::KIND);
+        r.register(load::warehouse::KIND);
         r.register(noop::KIND);
         r.register(shell::KIND);
         r.register(transform::clean::KIND);

@@ -15,6 +15,12 @@
 //! Redshift): a failure leaves nothing half done. SQL files are rendered
 //! as templates first (`{{ ds }}`, `{{ interval_start }}`, `{{ run_id }}`,
 //! ... but not `vars`, which only inline statements see).
+//!
+//! SQL per dialect: a file `sql/retail/views.sql` is run as
+//! `sql/retail/views.<kind>.sql` when that file exists, where `<kind>` is
+//! the connection's kind (`sqlite`, `postgres`, `redshift`); otherwise as
+//! written. So one DAG names `views.sql` and each env runs its dialect's
+//! file, with `views.sql` (if any) as the portable fallback.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,7 +62,9 @@ pub struct SqlStep {
     #[serde(default = "default_connection")]
     pub connection: String,
     /// SQL files, relative to the project folder (usually under `sql/`),
-    /// split into statements at `;`. They are rendered as templates.
+    /// split into statements at `;`. They are rendered as templates. For
+    /// `dir/name.sql`, `dir/name.<kind>.sql` is run instead when it exists
+    /// (`<kind>` = the connection's kind: sqlite, postgres, redshift).
     #[serde(default)]
     pub files: Vec<String>,
     /// Statements written in the job, run after the files.
@@ -109,15 +117,15 @@ impl StepConfig for SqlStep {
 #[async_trait]
 impl Step for SqlStep {
     async fn run(&self, cx: &StepContext) -> Result<StepOutput> {
-        let statements = self.statements(cx)?;
-        if statements.is_empty() {
-            bail!("the SQL files hold no statements");
-        }
         let Some(conn) = cx.connections.get(&self.connection) else {
             // The shared lookup gives the error listing what exists.
             crate::warehouse::connection(cx, &self.connection, "sqlite", "sql")?;
             unreachable!("the lookup failed");
         };
+        let statements = self.statements(cx, &conn.kind)?;
+        if statements.is_empty() {
+            bail!("the SQL files hold no statements");
+        }
         let result = match conn.kind.as_str() {
             "sqlite" => {
                 let path = cx.resolve(
@@ -168,8 +176,9 @@ impl Step for SqlStep {
 }
 
 impl SqlStep {
-    /// Every statement to run, files (rendered) first.
-    fn statements(&self, cx: &StepContext) -> Result<Vec<String>> {
+    /// Every statement to run on a `dialect` connection, files (rendered)
+    /// first.
+    fn statements(&self, cx: &StepContext, dialect: &str) -> Result<Vec<String>> {
         let ctx = TemplateContext {
             ds: cx.ds.clone(),
             ds_nodash: cx.ds.replace('-', ""),
@@ -183,7 +192,7 @@ impl SqlStep {
         };
         let mut out = Vec::new();
         for f in &self.files {
-            let path = cx.resolve(f);
+            let path = dialect_file(&cx.resolve(f), dialect)?;
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading SQL file {} (from `files`)", path.display()))?;
             let text = render_str(&text, &ctx).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -194,6 +203,42 @@ impl SqlStep {
         }
         Ok(out)
     }
+}
+
+/// The file to run for `path` on a `dialect` connection: `name.<dialect>.sql`
+/// next to `name.sql` when it exists, else `path` itself.
+fn dialect_file(path: &std::path::Path, dialect: &str) -> Result<std::path::PathBuf> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let Some(stem) = name.strip_suffix(".sql") else {
+        return Ok(path.to_path_buf());
+    };
+    let specific = path.with_file_name(format!("{stem}.{dialect}.sql"));
+    if specific.is_file() {
+        return Ok(specific);
+    }
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    // Neither: say which dialects the file exists for.
+    let others: Vec<String> = ["sqlite", "postgres", "redshift"]
+        .iter()
+        .map(|d| path.with_file_name(format!("{stem}.{d}.sql")))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if others.is_empty() {
+        bail!(
+            "SQL file {} (from `files`) does not exist, nor {}",
+            path.display(),
+            specific.display()
+        );
+    }
+    bail!(
+        "no SQL for a {dialect} connection: neither {} nor {} exists (there is {}); add the {dialect} version",
+        specific.display(),
+        path.display(),
+        others.join(", ")
+    )
 }
 
 /// What the statements did.
@@ -345,6 +390,33 @@ async fn run_redshift(
 mod tests {
     use super::*;
     use crate::steps::testing::Harness;
+
+    #[test]
+    fn dialect_files_are_picked_by_connection_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let views = dir.path().join("views.sql");
+        std::fs::write(dir.path().join("views.sqlite.sql"), "SELECT 1").unwrap();
+        std::fs::write(dir.path().join("views.postgres.sql"), "SELECT 1").unwrap();
+        let picked = |d: &str| dialect_file(&views, d).map(|p| p.file_name().unwrap().to_string_lossy().into_owned());
+        assert_eq!(picked("sqlite").unwrap(), "views.sqlite.sql");
+        assert_eq!(picked("postgres").unwrap(), "views.postgres.sql");
+        let err = picked("redshift").unwrap_err().to_string();
+        assert!(
+            err.contains("no SQL for a redshift connection") && err.contains("views.sqlite.sql"),
+            "{err}"
+        );
+        // The portable file is the fallback; an explicit dialect file is run as named.
+        std::fs::write(&views, "SELECT 1").unwrap();
+        assert_eq!(picked("redshift").unwrap(), "views.sql");
+        let explicit = dir.path().join("views.sqlite.sql");
+        assert_eq!(dialect_file(&explicit, "postgres").unwrap(), explicit);
+        assert!(
+            dialect_file(&dir.path().join("none.sql"), "sqlite")
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
 
     #[tokio::test]
     async fn sqlite_files_and_statements_in_one_transaction() {

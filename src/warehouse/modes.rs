@@ -8,18 +8,13 @@
 use std::collections::BTreeSet;
 
 use crate::steps::ConfigProblem;
-pub use crate::steps::load::sqlite::{Mode, Partition};
+pub use crate::steps::load::table::{Mode, Partition};
 
 use super::{TableName, ident, literal};
 
 /// The name users write for `mode`.
 pub fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Append => "append",
-        Mode::Replace => "replace",
-        Mode::Merge => "merge",
-        Mode::ReplacePartition => "replace_partition",
-    }
+    mode.name()
 }
 
 /// What a statement's affected-row count means, for the metrics.

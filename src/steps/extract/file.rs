@@ -1,7 +1,11 @@
 //! `extract.file`: local files (or globs of them) into a dataset.
 //!
 //! See [`FilesConfig`] for every setting. A path relative to the project
-//! folder; templates allowed:
+//! folder, or an S3 URI (`s3://bucket/prefix/{{ ds }}.csv`, a prefix ending
+//! in `/`, or a glob), read exactly as `extract.s3` reads it (through the
+//! env's connection named `s3`, if any). So one job reads a local folder
+//! or an S3 prefix, whichever its `path` (usually `{{ vars.input }}/...`)
+//! names in the run's env. Templates allowed:
 //!
 //! ```toml
 //! [[task]]
@@ -52,7 +56,11 @@ impl StepConfig for FileExtract {
 #[async_trait]
 impl Step for FileExtract {
     async fn run(&self, cx: &StepContext) -> Result<StepOutput> {
-        let cfg = self.0.clone();
+        let mut cfg = self.0.clone();
+        if cfg.path.as_deref().is_some_and(|p| p.starts_with("s3://")) {
+            cfg.uri = cfg.path.take();
+            return super::s3::S3Extract(cfg).run(cx).await;
+        }
         cx.blocking(move |cx| {
             let pattern = cfg.path.clone().unwrap_or_default();
             let files = matching_files(&cx, &pattern)?;

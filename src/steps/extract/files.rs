@@ -57,7 +57,9 @@ pub enum SheetRef {
 pub struct FilesConfig {
     /// A file, or a glob (`data/*.csv`), relative to the project folder;
     /// templates allowed (`data/{{ ds }}.csv`). Files matched by a glob are
-    /// read in name order. (`extract.file`)
+    /// read in name order. An `s3://` URI (object, prefix or glob) is read
+    /// as `extract.s3` reads `uri`, so a `{{ vars.input }}` folder can be an
+    /// S3 prefix in another env. (`extract.file`)
     pub path: Option<String>,
     /// An object, a prefix ending in `/`, or a glob
     /// (`s3://bucket/raw/{{ ds }}/*.csv.gz`). (`extract.s3`)

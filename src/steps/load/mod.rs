@@ -26,6 +26,8 @@ pub mod postgres;
 pub mod redshift;
 mod sql_values;
 pub mod sqlite;
+pub mod table;
+pub mod warehouse;
 
 /// Runs `work` on the blocking pool with a cancellation token of its own,
 /// cancelled when the returned future is dropped (task timeout, Ctrl-C):

@@ -28,10 +28,11 @@ use futures_util::{SinkExt, pin_mut};
 use serde::Deserialize;
 use tokio_postgres::types::Type;
 
+use super::table::TableLoad;
 use crate::data::rows::DEFAULT_BATCH_ROWS;
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
 use crate::warehouse::ddl::{self, Dialect};
-use crate::warehouse::modes::{self, InputRules, Mode, Partition, Role};
+use crate::warehouse::modes::{self, InputRules, Role};
 use crate::warehouse::pg_values::{COPY_HEADER, COPY_TRAILER, PgColumn, encode_rows};
 use crate::warehouse::postgres::describe;
 use crate::warehouse::schema::{self, TargetColumn};
@@ -61,32 +62,19 @@ const STAGE: &str = "nightjar_stage";
 /// table columns the input lacks must be nullable (or the partition
 /// column). Otherwise the load is refused, before anything is written,
 /// with a diff of the two.
+///
+/// Takes the keys every table load takes (see [`TableLoad`]); the
+/// connection is of kind `postgres` (default `warehouse`). A missing table
+/// fails the load unless `create = true`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresLoad {
-    /// A connection of kind `postgres` (default `warehouse`).
-    #[serde(default = "default_connection")]
-    pub connection: String,
-    /// The table, `table` or `schema.table` (folded to lower case).
-    pub table: String,
-    /// `append` (default), `replace`, `merge` (delete the rows whose `key`
-    /// is in the input, then insert) or `replace_partition`.
-    #[serde(default)]
-    pub mode: Mode,
-    /// For `mode = "replace_partition"`: `{ column = "order_date", value =
-    /// "{{ ds }}" }`.
-    pub partition: Option<Partition>,
-    /// For `mode = "merge"`: the columns identifying a row.
-    #[serde(default)]
-    pub key: Vec<String>,
-    /// Create the table from the input's columns when it does not exist
-    /// (default false).
-    #[serde(default)]
-    pub create: bool,
-}
+#[serde(transparent)]
+pub struct PostgresLoad(pub TableLoad);
 
-fn default_connection() -> String {
-    "warehouse".into()
+impl std::ops::Deref for PostgresLoad {
+    type Target = TableLoad;
+    fn deref(&self) -> &TableLoad {
+        &self.0
+    }
 }
 
 impl StepConfig for PostgresLoad {
@@ -95,7 +83,8 @@ impl StepConfig for PostgresLoad {
         if let Err((msg, hint)) = TableName::parse(&self.table) {
             p.push(ConfigProblem::new("table", msg).hint(hint));
         }
-        p.extend(modes::check(self.mode, self.partition.as_ref(), &self.key));
+        p.extend(self.0.check());
+        p.extend(unfit_options(&self.0));
         p
     }
 
@@ -113,12 +102,12 @@ impl Step for PostgresLoad {
         let input = cx.single_input()?.clone();
         let reader = crate::data::artifact::open(&input, DEFAULT_BATCH_ROWS)?;
         let input_schema = reader.schema();
-        let partition = self.partition.as_ref().filter(|_| self.mode == Mode::ReplacePartition);
+        let partition = self.replaced_partition();
 
         let mut target = target_columns(&db, &table).await?;
         let mut create_sql = None;
         if target.is_empty() {
-            if !self.create {
+            if !self.creates() {
                 bail!(
                     "table `{table}` does not exist (connection `{}`); create it first (a `sql` task running the DDL from `normalize ddl`), or set `create = true` to create it from the input's columns",
                     self.connection
@@ -212,6 +201,12 @@ impl Step for PostgresLoad {
             metrics,
         })
     }
+}
+
+/// What PostgreSQL refuses of the options every table load takes (beyond
+/// the table name rules it shares with Redshift): the Redshift-only ones.
+pub(super) fn unfit_options(t: &TableLoad) -> Vec<ConfigProblem> {
+    t.refuse_redshift_only("PostgreSQL")
 }
 
 /// The target's columns (empty when the table does not exist).

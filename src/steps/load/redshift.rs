@@ -31,19 +31,18 @@
 //!    SYS_LOAD_ERROR_DETAIL (or STL_LOAD_ERRORS): file, line, column, reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use super::table::TableLoad;
 use crate::redshift::RedshiftConnection;
 use crate::redshift::data_api::{DataApi, Failed};
 use crate::redshift::{load_errors, staging};
-use crate::spec::duration::HumanDuration;
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
 use crate::warehouse::ddl::{self, Dialect};
-use crate::warehouse::modes::{self, InputRules, Mode, Partition, Role};
+use crate::warehouse::modes::{self, InputRules, Role};
 use crate::warehouse::schema::{self, TargetColumn};
 use crate::warehouse::{TableName, literal};
 
@@ -71,59 +70,21 @@ const STAGE: &str = "nightjar_stage";
 /// The connection (kind `redshift` in `nightjar.toml`) gives the workgroup
 /// or cluster, the database, the IAM role COPY reads S3 with and the
 /// `staging` prefix.
+///
+/// Takes the keys every table load takes (see [`TableLoad`]), the
+/// Redshift-only ones included; the connection is of kind `redshift`
+/// (default `warehouse`). A missing table fails the load unless `create =
+/// true`. A `merge` deletes the rows whose key is in the input, then
+/// inserts.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedshiftLoad {
-    /// A connection of kind `redshift` (default `warehouse`).
-    #[serde(default = "default_connection")]
-    pub connection: String,
-    /// The table, `table` or `schema.table`. Names are folded to lower
-    /// case, as Redshift does.
-    pub table: String,
-    /// `append` (default), `replace` (every row), `merge` (delete the rows
-    /// whose `key` is in the input, then insert) or `replace_partition`
-    /// (delete the rows of `partition`, then insert).
-    #[serde(default)]
-    pub mode: Mode,
-    /// For `mode = "replace_partition"`: `{ column = "order_date", value =
-    /// "{{ ds }}" }`. Every input row must hold the value; an input without
-    /// the column gets it filled in.
-    pub partition: Option<Partition>,
-    /// For `mode = "merge"`: the columns identifying a row (the primary
-    /// key). A row with a NULL key fails the load before staging.
-    #[serde(default)]
-    pub key: Vec<String>,
-    /// Create the table from the input's columns when it does not exist
-    /// (default false: a missing table fails the load).
-    #[serde(default)]
-    pub create: bool,
-    /// Keep the staged files after a successful load (default false: they
-    /// are deleted; after a failure they are always kept for diagnosis).
-    #[serde(default)]
-    pub keep_staged: bool,
-    /// Staged files come in multiples of this (the cluster's slices);
-    /// default: the connection's `slices`, else 4.
-    pub slices: Option<u32>,
-    /// Target size of one staged file, in MB after compression (default
-    /// 128; AWS advises 1 MB to 1 GB).
-    #[serde(default = "default_file_mb")]
-    pub file_size_mb: u64,
-    /// How long the Redshift statements may run before they are cancelled
-    /// (default 1h).
-    #[serde(default = "default_timeout")]
-    pub statement_timeout: HumanDuration,
-}
+#[serde(transparent)]
+pub struct RedshiftLoad(pub TableLoad);
 
-fn default_connection() -> String {
-    "warehouse".into()
-}
-
-fn default_file_mb() -> u64 {
-    128
-}
-
-fn default_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(3600))
+impl std::ops::Deref for RedshiftLoad {
+    type Target = TableLoad;
+    fn deref(&self) -> &TableLoad {
+        &self.0
+    }
 }
 
 impl StepConfig for RedshiftLoad {
@@ -132,19 +93,7 @@ impl StepConfig for RedshiftLoad {
         if let Err((msg, hint)) = TableName::parse(&self.table) {
             p.push(ConfigProblem::new("table", msg).hint(hint));
         }
-        if self.connection.trim().is_empty() {
-            p.push(ConfigProblem::new("connection", "`connection` is empty").hint("e.g. `connection = \"warehouse\"`"));
-        }
-        p.extend(modes::check(self.mode, self.partition.as_ref(), &self.key));
-        if !(1..=1024).contains(&self.file_size_mb) {
-            p.push(
-                ConfigProblem::new("file_size_mb", "`file_size_mb` must be between 1 and 1024")
-                    .hint("AWS advises staged files of 1 MB to 1 GB after compression; 128 is a good default"),
-            );
-        }
-        if self.slices == Some(0) {
-            p.push(ConfigProblem::new("slices", "`slices` must be at least 1"));
-        }
+        p.extend(self.0.check());
         p
     }
 
@@ -172,7 +121,7 @@ impl Step for RedshiftLoad {
         })?;
         let table = TableName::parse(&self.table).map_err(|(m, h)| anyhow::anyhow!("{m}; {h}"))?;
         let api = DataApi::new(conn.clone()).await;
-        let timeout = self.statement_timeout.0;
+        let timeout = self.statement_timeout();
         let input = cx.single_input()?.clone();
         let input_schema = arrow::record_batch::RecordBatchReader::schema(&crate::data::artifact::open(&input, 1)?);
 
@@ -181,16 +130,16 @@ impl Step for RedshiftLoad {
         let mut target = target_columns(&api, &listed.id).await?;
         let mut create_sql = None;
         if target.is_empty() {
-            if !self.create {
+            if !self.creates() {
                 bail!(
                     "table `{table}` does not exist in {}; create it first (a `sql` task running the DDL from `normalize ddl`), or set `create = true` to create it from the input's columns",
                     conn.describe()
                 );
             }
-            target = ddl::columns_for(&input_schema, Dialect::Redshift, self.partition_column());
+            target = ddl::columns_for(&input_schema, Dialect::Redshift, self.replaced_partition());
             create_sql = Some(ddl::create_table(&table, &target));
         }
-        let part = self.partition_column().map(|p| (p.column.as_str(), p.value.as_str()));
+        let part = self.replaced_partition().map(|p| (p.column.as_str(), p.value.as_str()));
         let mapping = schema::map_columns(&table, &target, &input_schema, part)?;
         let rules = InputRules::new(self.mode, &input_schema, self.partition.as_ref(), &self.key)?;
 
@@ -200,7 +149,7 @@ impl Step for RedshiftLoad {
         let input_bytes = std::fs::metadata(&input.uri).map(|m| m.len()).unwrap_or(0);
         let rows_hint = input.rows.unwrap_or(0);
         let slices = self.slices.or(conn.slices).unwrap_or(4);
-        let plan = staging::plan(rows_hint, input_bytes, slices, self.file_size_mb * 1024 * 1024);
+        let plan = staging::plan(rows_hint, input_bytes, slices, self.file_size_mb() * 1024 * 1024);
         let staged = staging::stage(cx, &s3, &prefix, mapping, rules, plan).await?;
         cx.log.note(&format!(
             "staged {} rows in {} files ({} bytes) under {}",
@@ -243,7 +192,7 @@ impl Step for RedshiftLoad {
                 .sum()
         };
         let (deleted, inserted) = (count(Role::Deleted), count(Role::Inserted));
-        if !self.keep_staged
+        if !self.keep_staged.unwrap_or(false)
             && let Err(e) = staging::clean(&s3, &staged).await
         {
             cx.log.note(&format!(
@@ -273,10 +222,6 @@ impl Step for RedshiftLoad {
 }
 
 impl RedshiftLoad {
-    fn partition_column(&self) -> Option<&Partition> {
-        self.partition.as_ref().filter(|_| self.mode == Mode::ReplacePartition)
-    }
-
     /// The task error for a failed batch: the statement and Redshift's
     /// message, and for a failed COPY the rejected rows.
     async fn explain(

@@ -50,6 +50,7 @@ use rusqlite::{Statement, Transaction, TransactionBehavior};
 use serde::Deserialize;
 
 use super::sql_values::SqlValues;
+use super::table::TableLoad;
 use super::{blocking_load, for_each_batch, open_input, text_column};
 use crate::data::DatasetRef;
 use crate::data::rows::DEFAULT_BATCH_ROWS;
@@ -68,48 +69,7 @@ mode = "replace_partition"
 partition = { column = "order_date", value = "{{ ds }}" }
 "#;
 
-/// How the input's rows go into the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Add the rows to the table (default). Not idempotent: a re-run adds
-    /// them again.
-    #[default]
-    Append,
-    /// Delete every row of the table, then insert the input.
-    Replace,
-    /// Insert rows with a new `key`; rows whose key is already in the table
-    /// are updated in place.
-    Merge,
-    /// Delete the rows of this run's `partition` (e.g. the run's date),
-    /// then insert the input: re-running a date replaces that date's rows.
-    ReplacePartition,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Append => "append",
-            Mode::Replace => "replace",
-            Mode::Merge => "merge",
-            Mode::ReplacePartition => "replace_partition",
-        }
-    }
-}
-
-/// The partition a `replace_partition` load replaces.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Partition {
-    /// The column holding the partition (e.g. `order_date`). If the input
-    /// lacks it, it is added, filled with `value`; if the input has it,
-    /// every row must hold `value` (the load fails otherwise, before
-    /// touching the table).
-    pub column: String,
-    /// This run's partition, usually a template: `"{{ ds }}"`. Compared as
-    /// text with the column's values (dates as `YYYY-MM-DD`).
-    pub value: String,
-}
+pub use super::table::{Mode, Partition};
 
 /// Loads the task's input into a table of a SQLite connection, in one
 /// transaction: a failed or cancelled load changes nothing.
@@ -127,92 +87,46 @@ pub struct Partition {
 /// mode = "merge"
 /// key = ["InvoiceNo", "StockCode"]
 /// ```
+///
+/// Takes the keys every table load takes (see [`TableLoad`]). The
+/// connection is of kind `sqlite` (default `warehouse`, which is
+/// `.nightjar/warehouse.db` in the `local` env); its `path` is relative to
+/// the project folder, and missing folders are created. With `create =
+/// false` a missing table fails the load instead of being created. A
+/// `merge` creates a unique index on `key` if the table has none, and
+/// updates the rows whose key is there in place.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqliteLoad {
-    /// A connection of kind `sqlite` from `nightjar.toml` (default
-    /// `warehouse`, which is `.nightjar/warehouse.db` in the `local` env).
-    /// Its `path` is relative to the project folder; missing folders are
-    /// created.
-    #[serde(default = "default_connection")]
-    pub connection: String,
-    /// The table: letters, digits and `_`, not starting with a digit. It is
-    /// created from the input's columns when missing.
-    pub table: String,
-    /// `append` (default), `replace` (the whole table), `merge` (upsert on
-    /// `key`) or `replace_partition` (the rows of `partition`).
-    #[serde(default)]
-    pub mode: Mode,
-    /// For `mode = "replace_partition"`: `{ column = "order_date", value =
-    /// "{{ ds }}" }`.
-    pub partition: Option<Partition>,
-    /// For `mode = "merge"`: the columns identifying a row, e.g.
-    /// `["InvoiceNo", "StockCode"]`. A unique index on them is created if
-    /// the table has none; a row with a NULL key fails the load.
-    #[serde(default)]
-    pub key: Vec<String>,
-}
+#[serde(transparent)]
+pub struct SqliteLoad(pub TableLoad);
 
-fn default_connection() -> String {
-    "warehouse".into()
+impl std::ops::Deref for SqliteLoad {
+    type Target = TableLoad;
+    fn deref(&self) -> &TableLoad {
+        &self.0
+    }
 }
 
 impl StepConfig for SqliteLoad {
     fn check(&self) -> Vec<ConfigProblem> {
-        let mut p = Vec::new();
-        if let Err((msg, hint)) = check_table_name(&self.table) {
-            p.push(ConfigProblem::new("table", msg).hint(hint));
-        }
-        if self.connection.trim().is_empty() {
-            p.push(ConfigProblem::new("connection", "`connection` is empty").hint("e.g. `connection = \"warehouse\"`"));
-        }
-        match (&self.partition, self.mode) {
-            (None, Mode::ReplacePartition) => p.push(
-                ConfigProblem::new("partition", "mode `replace_partition` needs `partition`")
-                    .hint("add `partition = { column = \"order_date\", value = \"{{ ds }}\" }`"),
-            ),
-            (Some(_), Mode::ReplacePartition) | (None, _) => {}
-            (Some(_), m) => p.push(
-                ConfigProblem::new("partition", format!("`partition` is not used by mode `{}`", m.name()))
-                    .hint("set `mode = \"replace_partition\"`, or remove `partition`"),
-            ),
-        }
-        if let Some(part) = &self.partition
-            && part.column.trim().is_empty()
-        {
-            p.push(
-                ConfigProblem::new("partition.column", "`partition.column` is empty")
-                    .hint("name the partition column, e.g. `column = \"order_date\"`"),
-            );
-        }
-        match (self.key.is_empty(), self.mode) {
-            (true, Mode::Merge) => p.push(
-                ConfigProblem::new("key", "mode `merge` needs `key`")
-                    .hint("add the columns that identify a row, e.g. `key = [\"InvoiceNo\", \"StockCode\"]`"),
-            ),
-            (false, m) if m != Mode::Merge => p.push(
-                ConfigProblem::new("key", format!("`key` is not used by mode `{}`", m.name()))
-                    .hint("set `mode = \"merge\"`, or remove `key`"),
-            ),
-            _ => {}
-        }
-        let mut seen = BTreeSet::new();
-        for (i, k) in self.key.iter().enumerate() {
-            if k.trim().is_empty() {
-                p.push(ConfigProblem::new(format!("key[{i}]"), "empty column name in `key`"));
-            } else if !seen.insert(k.to_lowercase()) {
-                p.push(ConfigProblem::new(
-                    format!("key[{i}]"),
-                    format!("`{k}` is twice in `key`"),
-                ));
-            }
-        }
+        let mut p = self.0.check();
+        p.extend(unfit_options(&self.0));
         p
     }
 
     fn build(self) -> Result<Box<dyn Step>> {
         Ok(Box::new(self))
     }
+}
+
+/// What SQLite refuses of the options every table load takes: a table name
+/// with a schema (or otherwise invalid here), the Redshift-only options.
+pub(super) fn unfit_options(t: &TableLoad) -> Vec<ConfigProblem> {
+    let mut p = Vec::new();
+    if let Err((msg, hint)) = check_table_name(&t.table) {
+        p.push(ConfigProblem::new("table", msg).hint(hint));
+    }
+    p.extend(t.refuse_redshift_only("SQLite"));
+    p
 }
 
 /// Why `table` is not a usable table name: (message, hint).
@@ -289,7 +203,7 @@ impl SqliteLoad {
 
         let mut conn = open_db(&db)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let added = prepare_table(&tx, cx, &self.table, &columns)?;
+        let added = prepare_table(&tx, cx, &self.table, &columns, self.create.unwrap_or(true))?;
         let table = quote(&self.table);
         let mut before = 0;
         if self.mode == Mode::Merge {
@@ -402,38 +316,7 @@ impl SqliteLoad {
 
     /// The database file of `connection`, with its folder created.
     fn database(&self, cx: &StepContext) -> Result<PathBuf> {
-        let list = |only_sqlite: bool| {
-            let names: Vec<String> = cx
-                .connections
-                .values()
-                .filter(|c| !only_sqlite || c.kind == "sqlite")
-                .map(|c| format!("`{}` ({})", c.name, c.kind))
-                .collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        };
-        let Some(conn) = cx.connections.get(&self.connection) else {
-            bail!(
-                "no connection `{}` in env `{}` (available: {}); declare it in nightjar.toml under [env.{}.connections.{}]",
-                self.connection,
-                cx.env,
-                list(false),
-                cx.env,
-                self.connection
-            );
-        };
-        if conn.kind != "sqlite" {
-            bail!(
-                "connection `{}` is a {} connection, but load.sqlite needs a sqlite one (sqlite connections in env `{}`: {})",
-                conn.name,
-                conn.kind,
-                cx.env,
-                list(true)
-            );
-        }
+        let conn = crate::warehouse::connection(cx, &self.connection, "sqlite", "load.sqlite")?;
         let Some(path) = conn.settings.get("path").and_then(|p| p.as_str()) else {
             bail!(
                 "sqlite connection `{}` has no `path`: add e.g. `path = \".nightjar/warehouse.db\"`",
@@ -604,13 +487,24 @@ fn open_db(path: &std::path::Path) -> Result<rusqlite::Connection> {
 
 /// Creates the table, or adds the columns it lacks. Returns the columns
 /// added to an existing table.
-fn prepare_table(tx: &Transaction, cx: &StepContext, table: &str, columns: &[Column]) -> Result<Vec<String>> {
+fn prepare_table(
+    tx: &Transaction,
+    cx: &StepContext,
+    table: &str,
+    columns: &[Column],
+    create: bool,
+) -> Result<Vec<String>> {
     let existing: BTreeSet<String> = tx
         .prepare("SELECT name FROM pragma_table_info(?1)")?
         .query_map([table], |r| r.get::<_, String>(0))?
         .map(|n| n.map(|n| n.to_lowercase()))
         .collect::<rusqlite::Result<_>>()?;
     if existing.is_empty() {
+        if !create {
+            bail!(
+                "table `{table}` does not exist and `create = false`; create it first (a `sql` task running its DDL), or remove `create = false`"
+            );
+        }
         let defs: Vec<String> = columns
             .iter()
             .map(|c| format!("{} {}", quote(&c.name), sql_type(&c.ty)))

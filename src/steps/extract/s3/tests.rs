@@ -343,3 +343,30 @@ fn config_checks() {
         toml::from_str("path = \"x.csv\"\nwait_for = \"1m\"\n").unwrap();
     assert!(cfg.check().iter().any(|p| p.path == "wait_for"));
 }
+
+/// `extract.file` with an `s3://` path reads it as `extract.s3` does: the
+/// same job file reads a local folder or an S3 prefix (`{{ vars.input }}`).
+#[tokio::test]
+async fn extract_file_reads_an_s3_path() {
+    let b = Bucket::new("filepath").await;
+    b.put("in/2010-12-01.csv", "id,qty\n1,6\n2,7\n").await;
+    let h = harness("orders");
+    let file = crate::steps::extract::file::KIND;
+    let out = h
+        .run(&file, &format!("path = \"s3://{}/in/2010-12-01.csv\"\n", b.name))
+        .await
+        .unwrap();
+    assert_eq!(ints(&out, "id"), [1, 2]);
+    assert_eq!(out.output.metrics.extra["objects"], 1);
+    // A missing day is skipped as for a local file.
+    let err = h
+        .run(
+            &file,
+            &format!("path = \"s3://{}/in/2010-12-02.csv\"\nif_missing = \"skip\"\n", b.name),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(err.downcast_ref::<Skipped>().is_some(), "{err:#}");
+    b.drop_all().await;
+}

@@ -1,0 +1,649 @@
+//! The example pipelines, unchanged, under `--env aws` against the
+//! emulators: input read from moto's S3 (`[env.aws.vars] input =
+//! "s3://..."`), the warehouse a `redshift` connection served by the Data
+//! API test server over the real PostgreSQL (staging in moto's S3), events
+//! to moto's SQS. Each DAG also runs with `--env local` (files, SQLite) on
+//! the same input, and the two warehouses must hold the same row counts.
+
+mod support;
+
+#[path = "support/api_server.rs"]
+mod api_server;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::json;
+use support::redshift_data_api::DataApiServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nightjar");
+const TOKEN: &str = "pa-test-token-41c7";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The emulated AWS side of one test: a bucket (input, staging), a queue
+/// (events), the Data API test server (the warehouse), and the shop's
+/// tables in PostgreSQL for multi_source.
+struct Aws {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    queue: String,
+    server: DataApiServer,
+    pg: tokio_postgres::Client,
+    shop: String,
+}
+
+impl Aws {
+    async fn start(tag: &str) -> Self {
+        support::emulator_credentials();
+        let opts = nightjar::testenv::aws_options();
+        let (s3, bucket) = support::bucket(tag).await;
+        let sqs = aws_sdk_sqs::Client::new(&nightjar::aws::sdk_config(&opts).await);
+        let queue = sqs
+            .create_queue()
+            .queue_name(format!("nj-{tag}-{}", std::process::id()))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let server = DataApiServer::start(tag).await;
+        let url = nightjar::testenv::postgres_url();
+        let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let shop = format!("nj_pa_{tag}_{}", std::process::id());
+        pg.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {shop} CASCADE; CREATE SCHEMA {shop};
+             CREATE TABLE {shop}.products (product_code text PRIMARY KEY, name text, category text, list_price numeric(10,2));
+             INSERT INTO {shop}.products VALUES
+               ('P-100', 'Widget', 'Electronics', 19.99), ('P-200', 'Chair', ' Home & Garden', 250.00),
+               ('P-300', 'Cable', 'ELEC', 4.50), ('P-400', 'Pen', 'office', 1.00);
+             CREATE TABLE {shop}.transactions (sale_id int, status text, method text, paid_at timestamptz);
+             INSERT INTO {shop}.transactions VALUES
+               (1001, 'paid', 'card', '2024-03-01 09:00+00'), (1002, 'paid', 'paypal', '2024-03-01 10:00+00'),
+               (1003, 'refunded', 'card', '2024-03-01 11:00+00'), (2001, 'paid', 'card', '2024-03-02 09:00+00');"
+        ))
+        .await
+        .unwrap();
+        Aws {
+            s3,
+            sqs,
+            bucket,
+            queue,
+            server,
+            pg,
+            shop,
+        }
+    }
+
+    /// Uploads every file of `dir` under `prefix`.
+    async fn upload(&self, dir: &Path, prefix: &str) {
+        for f in files(dir) {
+            let key = format!("{prefix}{}", f.file_name().unwrap().to_string_lossy());
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(std::fs::read(&f).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// `nightjar.toml` with a `local` env (SQLite, files) and an `aws` env
+    /// (Redshift over the Data API, S3 input and staging, SQS events),
+    /// which `dispatch` (extra `[env.aws]` lines) may send through Step
+    /// Functions.
+    fn project_file(&self, dispatch: &str) -> String {
+        let ep = nightjar::testenv::aws_endpoint();
+        let b = &self.bucket;
+        format!(
+            r#"default_env = "local"
+
+[env.local.connections.warehouse]
+kind = "sqlite"
+path = ".nightjar/warehouse.db"
+
+[env.local.connections.shop]
+kind = "postgres"
+url_env = "MULTI_SOURCE_PG_URL"
+
+[env.aws]
+report = {{ sqs = "{queue}", region = "us-east-1", endpoint_url = "{ep}" }}
+{dispatch}
+
+# Every DAG's `input` is its own prefix of the bucket.
+[env.aws.vars]
+input = "s3://{b}/input/{{{{ dag }}}}"
+
+[env.aws.connections.warehouse]
+kind = "redshift"
+workgroup = "analytics"
+database = "dev"
+iam_role = "arn:aws:iam::123456789012:role/redshift-copy"
+staging = "s3://{b}/staging/"
+region = "us-east-1"
+endpoint_url = "{ep}"
+data_api_endpoint_url = "{api}"
+
+[env.aws.connections.s3]
+kind = "s3"
+region = "us-east-1"
+endpoint_url = "{ep}"
+emulator = true
+
+[env.aws.connections.shop]
+kind = "postgres"
+url_env = "MULTI_SOURCE_PG_URL"
+"#,
+            queue = self.queue,
+            api = self.server.endpoint,
+        )
+    }
+
+    /// Row counts of `tables` in the Redshift (test server) warehouse.
+    async fn counts(&self, tables: &[&str]) -> BTreeMap<String, i64> {
+        let db = self.server.db().await;
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let n: i64 = db
+                .query_one(&format!("SELECT COUNT(*) FROM {t}"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("counting {t}: {e}"))
+                .get(0);
+            out.insert(t.to_string(), n);
+        }
+        out
+    }
+
+    /// Every event the runs sent to the queue.
+    async fn events(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if r.messages().is_empty() {
+                return out;
+            }
+            for m in r.messages() {
+                out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        support::keys(&self.s3, &self.bucket, prefix).await
+    }
+
+    async fn clean_up(self) {
+        for k in self.keys("").await {
+            let _ = self.s3.delete_object().bucket(&self.bucket).key(k).send().await;
+        }
+        let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;
+        let _ = self.sqs.delete_queue().queue_url(&self.queue).send().await;
+        let _ = self
+            .pg
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.shop))
+            .await;
+        self.server.drop_schema().await;
+    }
+}
+
+/// A scratch project: the repository's DAGs, jobs, SQL and sample data.
+fn project(aws: &Aws, dispatch: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["dags", "jobs", "sql", "data/sample"] {
+        copy_dir(&repo().join(sub), &dir.path().join(sub));
+    }
+    std::fs::write(dir.path().join("nightjar.toml"), aws.project_file(dispatch)).unwrap();
+    dir
+}
+
+/// The environment of every nightjar process of these tests.
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("MULTI_SOURCE_PG_URL", nightjar::testenv::postgres_url())
+        .env("MULTI_SOURCE_API_TOKEN", TOKEN)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("NIGHTJAR_ENV");
+    cmd
+}
+
+/// Runs `nightjar run` in `dir` off the runtime (the test servers live on
+/// it) and fails with the output unless it succeeds.
+async fn run(dir: &Path, args: &[&str]) {
+    let mut cmd = command(dir);
+    cmd.arg("run").args(args);
+    let what = args.join(" ");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    if !out.status.success() {
+        // The task errors, for the failure message.
+        let dag = Path::new(args[0]).file_stem().unwrap().to_string_lossy().into_owned();
+        let date = args.iter().skip_while(|a| **a != "--date").nth(1).unwrap();
+        let show = command(dir).args(["show", &format!("{dag}@{date}")]).output().unwrap();
+        panic!(
+            "nightjar run {what}:\n{}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&show.stdout)
+        );
+    }
+}
+
+fn sqlite_counts(dir: &Path, tables: &[&str]) -> BTreeMap<String, i64> {
+    let db = rusqlite::Connection::open(dir.join(".nightjar/warehouse.db")).unwrap();
+    tables
+        .iter()
+        .map(|t| {
+            let n: i64 = db
+                .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("counting {t}: {e}"));
+            (t.to_string(), n)
+        })
+        .collect()
+}
+
+/// The raw CustomerIDs of the retail sample (`17850.0` in the files).
+fn raw_customer_ids() -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for f in files(&repo().join("data/sample/online-retail/by-day")) {
+        let mut r = csv::Reader::from_path(&f).unwrap();
+        let col = r.headers().unwrap().iter().position(|h| h == "CustomerID").unwrap();
+        for rec in r.records() {
+            let v = rec.unwrap()[col].trim_end_matches(".0").to_string();
+            if !v.is_empty() {
+                ids.insert(v);
+            }
+        }
+    }
+    ids
+}
+
+fn api(r: &api_server::Request) -> api_server::Response {
+    use api_server::Response;
+    if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {TOKEN}")) {
+        return Response::raw(401, "{\"error\": \"bad token\"}");
+    }
+    match r.path.as_str() {
+        "/v1/customers" => {
+            let all = [
+                json!({"customer_id": 1, "name": "Ann", "segment": "retail", "address": {"city": "Leeds", "country": "UK"}}),
+                json!({"customer_id": 2, "name": "Bruno", "segment": "wholesale", "address": {"city": "Lyon", "country": "FR"}}),
+                json!({"customer_id": 3, "name": "Cleo", "segment": null, "address": {"city": null, "country": "US"}}),
+            ];
+            let page: usize = r.query["page"].parse().unwrap();
+            let per: usize = r.query["per_page"].parse().unwrap();
+            let rows: Vec<_> = all.iter().skip((page - 1) * per).take(per).cloned().collect();
+            Response::json(json!({"data": rows, "page": page}))
+        }
+        "/v1/rates" => Response::json(json!({"base": "GBP", "date": r.query["date"], "rates": [
+            {"currency": "GBP", "to_gbp": 1}, {"currency": "EUR", "to_gbp": 0.85}, {"currency": "USD", "to_gbp": 0.8}
+        ]})),
+        _ => Response::raw(404, "{}"),
+    }
+}
+
+const RETAIL_TABLES: &[&str] = &[
+    "orders",
+    "cancelled_orders",
+    "customers",
+    "products",
+    "invoices",
+    "invoice_lines",
+];
+const RETAIL_DATES: &[&str] = &["2010-12-01", "2010-12-02"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retail_and_multi_source_run_unchanged_under_env_aws() {
+    let aws = Aws::start("pipelines").await;
+    let api = api_server::Server::start(Arc::new(api)).await;
+    aws.upload(
+        &repo().join("data/sample/online-retail/by-day"),
+        "input/retail_nightly/",
+    )
+    .await;
+    aws.upload(&repo().join("data/sample/multi_source/sales"), "input/multi_source/")
+        .await;
+    let (local, remote) = (project(&aws, ""), project(&aws, ""));
+    let api_var = format!("api={}/v1", api.base);
+    let shop_var = format!("shop_schema={}", aws.shop);
+
+    for date in RETAIL_DATES {
+        for (dir, env) in [(&local, "local"), (&remote, "aws")] {
+            run(dir.path(), &["dags/retail_nightly.toml", "--date", date, "--env", env]).await;
+        }
+    }
+    // A re-run of a date replaces its partitions and merges its dimensions:
+    // the counts do not change.
+    run(
+        remote.path(),
+        &[
+            "dags/retail_nightly.toml",
+            "--date",
+            "2010-12-01",
+            "--env",
+            "aws",
+            "--force",
+        ],
+    )
+    .await;
+    let ms = [
+        "dags/multi_source.toml",
+        "--date",
+        "2024-03-01",
+        "--var",
+        &api_var,
+        "--var",
+        &shop_var,
+    ];
+    for (dir, env) in [(&local, "local"), (&remote, "aws")] {
+        let mut args = ms.to_vec();
+        args.extend(["--env", env]);
+        run(dir.path(), &args).await;
+    }
+
+    // The same rows in both warehouses.
+    let want = sqlite_counts(local.path(), RETAIL_TABLES);
+    eprintln!("retail rows per table: {want:?}");
+    assert!(want.values().all(|n| *n > 0), "{want:?}");
+    assert_eq!(aws.counts(RETAIL_TABLES).await, want, "retail: redshift vs sqlite");
+    let want = sqlite_counts(local.path(), &["sales_unified"]);
+    assert_eq!(want["sales_unified"], 5);
+    assert_eq!(
+        aws.counts(&["sales_unified"]).await,
+        want,
+        "multi_source: redshift vs sqlite"
+    );
+
+    // The aws run read S3 and wrote nothing of the warehouse locally.
+    assert!(!remote.path().join(".nightjar/warehouse.db").exists());
+
+    // No raw CustomerID in the warehouse: 16-hex-digit pseudonyms only.
+    let raw = raw_customer_ids();
+    assert!(raw.contains("17850"), "the sample has the customers it is known for");
+    let db = aws.server.db().await;
+    for table in ["orders", "customers", "invoices"] {
+        let rows = db
+            .query(&format!("SELECT DISTINCT customerid::text FROM {table}"), &[])
+            .await
+            .unwrap();
+        assert!(!rows.is_empty());
+        for r in rows {
+            let Some(v) = r.get::<_, Option<String>>(0) else {
+                continue;
+            };
+            assert!(
+                v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) && !raw.contains(&v),
+                "{table}.customerid holds `{v}`, not a pseudonym"
+            );
+        }
+    }
+    // The staged files were deleted after each load; the input is untouched.
+    assert_eq!(aws.keys("staging/").await, Vec::<String>::new());
+    assert_eq!(aws.keys("input/retail_nightly/").await.len(), 3);
+
+    // Events: every aws run's start and end went to SQS.
+    let events = aws.events().await;
+    let ends: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "run_succeeded")
+        .map(|e| {
+            (
+                e["dag"].as_str().unwrap().to_string(),
+                e["logical_date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert!(ends.contains(&("multi_source".into(), "2024-03-01".into())), "{ends:?}");
+    assert!(events.iter().all(|e| e["env"] == "aws"));
+    let loads = events
+        .iter()
+        .filter(|e| e["kind"] == "task_succeeded" && e["task"] == "load_invoice_lines")
+        .count();
+    assert_eq!(loads, 3);
+
+    drop(api);
+    aws.clean_up().await;
+}
+
+/// `POST {endpoint}/moto-api/config`: let moto run state machines.
+fn enable_sfn_execution() {
+    let endpoint = nightjar::testenv::aws_endpoint();
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = r#"{"stepfunctions": {"execute_state_machine": true}}"#;
+    let mut s = std::net::TcpStream::connect(hostport).expect("connecting to moto");
+    write!(
+        s,
+        "POST /moto-api/config HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 20") || resp.starts_with("HTTP/1.0 20"),
+        "{resp}"
+    );
+}
+
+/// A `nightjar worker` process, killed when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The CustomerID values (as text) of the Parquet file `bytes`, if it has
+/// that column.
+fn customer_ids_in_parquet(bytes: Vec<u8>) -> Vec<String> {
+    use arrow::array::Array;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let schema = batch.schema();
+        for (i, f) in schema.fields().iter().enumerate() {
+            if f.name().eq_ignore_ascii_case("customerid") {
+                let text = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+                let text = text.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+                out.extend(text.iter().flatten().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+/// The retail DAG, unchanged, through Step Functions on moto: every task a
+/// `nightjar worker` takes from SQS, artifacts in S3, the warehouse the
+/// Data API test server. Same row counts as a local run; no raw
+/// CustomerID in any artifact in S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn retail_runs_through_step_functions_with_artifacts_in_s3() {
+    enable_sfn_execution();
+    let aws = Aws::start("pipesfn").await;
+    aws.upload(
+        &repo().join("data/sample/online-retail/by-day"),
+        "input/retail_nightly/",
+    )
+    .await;
+    let tasks = aws
+        .sqs
+        .create_queue()
+        .queue_name(format!("nj-pipesfn-tasks-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let prefix = format!("njpa{}-", std::process::id());
+    let dispatch = format!(
+        "dispatch = \"stepfunctions\"\nartifacts = \"s3://{}/artifacts/\"\n\
+         sfn = {{ resource = \"sqs\", queue = \"{tasks}\", heartbeat = \"10s\", role_arn = \"arn:aws:iam::123456789012:role/nightjar\", \
+         name_prefix = \"{prefix}\", region = \"us-east-1\", endpoint_url = \"{}\", poll = \"300ms\" }}",
+        aws.bucket,
+        nightjar::testenv::aws_endpoint()
+    );
+    let (local, remote) = (project(&aws, ""), project(&aws, &dispatch));
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| {
+            Worker(
+                command(remote.path())
+                    .args(["worker", "--queue", &tasks, "--env", "aws", "--concurrency", "4"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawning nightjar worker"),
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    run(
+        remote.path(),
+        &["dags/retail_nightly.toml", "--date", "2010-12-01", "--env", "aws"],
+    )
+    .await;
+    eprintln!(
+        "retail_nightly through Step Functions: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(workers);
+    run(
+        local.path(),
+        &["dags/retail_nightly.toml", "--date", "2010-12-01", "--env", "local"],
+    )
+    .await;
+
+    let want = sqlite_counts(local.path(), RETAIL_TABLES);
+    assert!(want.values().all(|n| *n > 0), "{want:?}");
+    assert_eq!(
+        aws.counts(RETAIL_TABLES).await,
+        want,
+        "retail via Step Functions: redshift vs sqlite"
+    );
+
+    // Every task's artifacts went to S3; none holds a raw CustomerID.
+    let keys = aws.keys("artifacts/").await;
+    assert!(
+        keys.iter().any(|k| k.ends_with("/normalize/customers.parquet")),
+        "{keys:#?}"
+    );
+    // The pii tasks purged the raw outputs of `clean` they read, in S3 too.
+    assert!(
+        !keys.iter().any(|k| k.contains("/clean/") && k.ends_with(".parquet")),
+        "{keys:#?}"
+    );
+    let raw = raw_customer_ids();
+    let mut leaks = Vec::new();
+    // `extract`'s dataset is the typed copy of the raw export (which is in
+    // S3 itself): the DAG pseudonymizes after `clean`, which keeps its
+    // input, so that copy stays (locally too). Every other artifact must be
+    // free of raw CustomerIDs.
+    for key in keys
+        .iter()
+        .filter(|k| k.ends_with(".parquet") && !k.contains("/extract/"))
+    {
+        let body = aws
+            .s3
+            .get_object()
+            .bucket(&aws.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        let leaked: Vec<String> = customer_ids_in_parquet(body)
+            .into_iter()
+            .filter(|v| raw.contains(v.trim_end_matches(".0")))
+            .take(3)
+            .collect();
+        if !leaked.is_empty() {
+            leaks.push(format!("s3://{}/{key}: {leaked:?}", aws.bucket));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "raw CustomerIDs in S3 artifacts:\n{}",
+        leaks.join("\n")
+    );
+
+    // Clean up the state machine this test deployed.
+    let sfn = aws_sdk_sfn::Client::new(&nightjar::aws::sdk_config(&nightjar::testenv::aws_options()).await);
+    if let Ok(l) = sfn.list_state_machines().send().await {
+        for m in l.state_machines().iter().filter(|m| m.name().starts_with(&prefix)) {
+            let _ = sfn
+                .delete_state_machine()
+                .state_machine_arn(m.state_machine_arn())
+                .send()
+                .await;
+        }
+    }
+    let _ = aws.sqs.delete_queue().queue_url(&tasks).send().await;
+    aws.clean_up().await;
+}
