@@ -151,6 +151,34 @@ pub struct SqliteLoad {
     /// the table has none; a row with a NULL key fails the load.
     #[serde(default)]
     pub key: Vec<String>,
+    /// A schema of its own for the table, as PostgreSQL and Redshift have
+    /// them (`schema = "acme"`, or `"{{ vars.project }}"`). SQLite has no
+    /// schemas, so the table goes into a database file of its own beside
+    /// the connection's: `<path without .db>.<schema>.db`
+    /// (`.nightjar/warehouse.acme.db` for the `warehouse` connection);
+    /// `ATTACH DATABASE '.nightjar/warehouse.acme.db' AS acme` reads it as
+    /// `acme.customers`. The load opens that one file and no other, so a
+    /// load with `schema = "acme"` cannot write a table of another schema:
+    /// the per-project isolation of dags/customer_ingest.toml. Lower-case
+    /// letters, digits and `_`, starting with a letter (a name, never a
+    /// path); `main` and `temp` are SQLite's own.
+    pub schema: Option<String>,
+}
+
+/// Why `schema` is not a usable schema name (None when it is).
+pub fn schema_problem(schema: &str) -> Option<String> {
+    let mut chars = schema.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        Some(format!(
+            "`{schema}` is not a valid schema name: use lower-case letters, digits and `_`, starting with a letter (e.g. `acme`)"
+        ))
+    } else if matches!(schema, "main" | "temp") {
+        Some(format!("`{schema}` is SQLite's own schema name: choose another"))
+    } else {
+        None
+    }
 }
 
 fn default_connection() -> String {
@@ -195,6 +223,11 @@ impl StepConfig for SqliteLoad {
                     .hint("set `mode = \"merge\"`, or remove `key`"),
             ),
             _ => {}
+        }
+        if let Some(schema) = self.schema.as_deref().filter(|s| !s.contains("{{"))
+            && let Some(problem) = schema_problem(schema)
+        {
+            p.push(ConfigProblem::new("schema", problem));
         }
         let mut seen = BTreeSet::new();
         for (i, k) in self.key.iter().enumerate() {
@@ -440,7 +473,17 @@ impl SqliteLoad {
                 conn.name
             );
         };
-        let db = cx.resolve(path);
+        let mut db = cx.resolve(path);
+        if let Some(schema) = &self.schema {
+            if let Some(problem) = schema_problem(schema) {
+                bail!("load.sqlite `schema`: {problem}");
+            }
+            let stem = db
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            db.set_file_name(format!("{stem}.{schema}.db"));
+        }
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -813,6 +856,42 @@ mod tests {
         assert_eq!(orders(&h).len(), 4);
         let journal = query(&h, "PRAGMA journal_mode");
         assert_eq!(journal[0][0], Value::Text("wal".into()));
+    }
+
+    #[tokio::test]
+    async fn a_schema_is_a_database_file_of_its_own_and_the_load_touches_no_other() {
+        let mut h = harness();
+        h.input("orders", &[lines("2010-12-01", &[("1", "A", 6)])]);
+        h.run(&KIND, "table = \"orders\"\nschema = \"acme\"").await.unwrap();
+        h.input("orders", &[lines("2010-12-01", &[("2", "B", 1), ("3", "C", 1)])]);
+        h.run(&KIND, "table = \"orders\"\nschema = \"globex\"").await.unwrap();
+        let count = |file: &str| {
+            let c = rusqlite::Connection::open(h.path().join(".nightjar").join(file)).unwrap();
+            c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        assert_eq!((count("warehouse.acme.db"), count("warehouse.globex.db")), (1, 2));
+        assert!(
+            !h.path().join(".nightjar/warehouse.db").exists(),
+            "the main file is not written"
+        );
+
+        // A schema is a name, never a path or another database; a table
+        // cannot name another schema either.
+        for bad in ["../globex", "Acme", "main", "a.b", "1x", ""] {
+            let value = toml::Value::Table(toml::from_str(&format!("table = \"orders\"\nschema = \"{bad}\"")).unwrap());
+            let problems = KIND.check(value).unwrap();
+            assert!(problems.iter().any(|p| p.path == "schema"), "{bad}: {problems:?}");
+        }
+        let value = toml::Value::Table(toml::from_str("table = \"globex.orders\"\nschema = \"acme\"").unwrap());
+        assert!(KIND.check(value).unwrap().iter().any(|p| p.path == "table"));
+        // A template is checked once rendered, at run time.
+        let step = SqliteLoad {
+            schema: Some("../globex".into()),
+            ..toml::from_str("table = \"orders\"").unwrap()
+        };
+        let err = step.database(&h.cx).unwrap_err().to_string();
+        assert!(err.contains("not a valid schema name"), "{err}");
     }
 
     #[tokio::test]
