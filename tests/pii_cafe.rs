@@ -31,6 +31,7 @@ fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("dags"), &dir.path().join("dags"));
     copy_dir(&repo().join("jobs"), &dir.path().join("jobs"));
+    copy_dir(&repo().join("sql"), &dir.path().join("sql"));
     copy_dir(&repo().join("data/sample/cafe"), &dir.path().join("data/sample/cafe"));
     dir
 }

@@ -33,6 +33,7 @@ fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("dags"), &dir.path().join("dags"));
     copy_dir(&repo().join("jobs"), &dir.path().join("jobs"));
+    copy_dir(&repo().join("sql"), &dir.path().join("sql"));
     dir
 }
 
@@ -227,7 +228,7 @@ fn a_day_without_an_export_is_skipped_not_failed() {
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["run"]["state"], "success");
     let tasks = v["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 11);
+    assert_eq!(tasks.len(), 12);
     for t in tasks {
         assert_eq!(t["task"]["state"], "skipped", "{t}");
         // Skipping is not retried.
