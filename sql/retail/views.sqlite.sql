@@ -5,7 +5,10 @@
 -- task re-creates them so a changed definition applies on the next run.
 -- The same view names and columns for PostgreSQL / Redshift are in
 -- views.postgres.sql. Revenue is Quantity * UnitPrice of the kept
--- (non-cancelled, deduplicated) lines, rounded to pence.
+-- (non-cancelled, deduplicated) lines, rounded to pence: gross sales.
+-- Cancellations are in cancelled_orders and are not netted here (the
+-- year's two largest invoices, 581483 and 541431, were both cancelled
+-- the same day).
 
 DROP VIEW IF EXISTS sales_per_hour;
 CREATE VIEW sales_per_hour AS
