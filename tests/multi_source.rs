@@ -15,25 +15,9 @@ mod api_server;
 mod support;
 
 use api_server::{Request, Response, Server};
+use support::project::{copy_dir, repo};
 
 const TOKEN: &str = "ms-test-token-7f3a9c";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 fn api(r: &Request) -> Response {
     if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {TOKEN}")) {
