@@ -21,6 +21,15 @@ fn close(a: &str, b: f64) -> bool {
 #[test]
 fn retail_nightly_sample_days_into_tables_views_and_raw_zone() {
     let p = Project::new().with("data/sample/online-retail");
+    // A day folder archived 200 days ago (past the 90-day retention) and
+    // one archived yesterday: the first run's archive task deletes the first.
+    let zone = p.path().join("archive/retail_nightly");
+    for (day, age_days) in [("2009-01-01", 200), ("2009-06-01", 1)] {
+        std::fs::create_dir_all(zone.join(day)).unwrap();
+        std::fs::write(zone.join(day).join(format!("{day}.csv")), "old\n").unwrap();
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_days * 86_400);
+        std::fs::File::open(zone.join(day)).unwrap().set_modified(when).unwrap();
+    }
     for date in ["2010-12-01", "2010-12-02", "2010-12-03", "2010-12-04"] {
         p.ok(&["run", "retail_nightly", "--date", date]);
     }
@@ -52,6 +61,8 @@ fn retail_nightly_sample_days_into_tables_views_and_raw_zone() {
         assert_eq!(mode & 0o077, 0, "the raw zone is owner-only: {mode:o}");
     }
     assert!(!p.path().join("archive/retail_nightly/2010-12-04").exists());
+    assert!(!zone.join("2009-01-01").exists(), "past the retention: deleted");
+    assert!(zone.join("2009-06-01").exists(), "within the retention: kept");
 
     // No raw CustomerID under .nightjar/ (artifacts, quarantines, logs, run
     // history, events, warehouse), nor in the warehouse's tables.
