@@ -46,6 +46,12 @@ fn project(dag_edit: impl Fn(String) -> String) -> tempfile::TempDir {
         let e = e.unwrap();
         std::fs::copy(e.path(), p.join("jobs/retail").join(e.file_name())).unwrap();
     }
+    // The views task's SQL.
+    std::fs::create_dir_all(p.join("sql/retail")).unwrap();
+    for e in std::fs::read_dir(repo().join("sql/retail")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), p.join("sql/retail").join(e.file_name())).unwrap();
+    }
     let dag = std::fs::read_to_string(repo().join("dags/retail_nightly.toml")).unwrap();
     let dag = dag.replace("retries = 2", "retries = 0");
     std::fs::write(p.join("dags/retail_nightly.toml"), dag_edit(dag)).unwrap();

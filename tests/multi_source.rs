@@ -1,7 +1,8 @@
 //! The `multi_source` DAG end to end: sales CSVs, products and payments in
 //! the real PostgreSQL server, customers and exchange rates from a real
 //! HTTP API on loopback (bearer token, paged), into one table of the SQLite
-//! warehouse.
+//! warehouse, with one row of quality metrics per date; customer names only
+//! as tokens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,27 +12,12 @@ use serde_json::json;
 
 #[path = "support/api_server.rs"]
 mod api_server;
+mod support;
 
 use api_server::{Request, Response, Server};
+use support::project::{copy_dir, repo};
 
 const TOKEN: &str = "ms-test-token-7f3a9c";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 fn api(r: &Request) -> Response {
     if r.headers.get("authorization").map(String::as_str) != Some(&format!("Bearer {TOKEN}")) {
@@ -128,7 +114,9 @@ async fn three_kinds_of_source_into_one_table() {
     let db = rusqlite::Connection::open(d.join(".nightjar/warehouse.db")).unwrap();
     let mut stmt = db
         .prepare(
-            "SELECT sale_id, CAST(sale_date AS TEXT), category, coalesce(customer_name, '-'), segment, city,
+            "SELECT sale_id, CAST(sale_date AS TEXT), category,
+                    CASE WHEN customer_name LIKE 'tok\\_%' ESCAPE '\\' THEN 'tok' ELSE coalesce(customer_name, '-') END,
+                    segment, city,
                     CAST(amount_gbp AS TEXT), payment_status, customer_name_missing
              FROM sales_unified ORDER BY sale_id",
         )
@@ -155,17 +143,17 @@ async fn three_kinds_of_source_into_one_table() {
     // categories unified; missing customer flagged and filled.
     assert_eq!(rows.len(), 5, "{rows:#?}");
     assert!(
-        rows[0].starts_with("1001|2024-03-01|electronics|Ann|retail|Leeds|39.98|paid|"),
+        rows[0].starts_with("1001|2024-03-01|electronics|tok|retail|Leeds|39.98|paid|"),
         "{}",
         rows[0]
     );
     assert!(
-        rows[1].starts_with("1002|2024-03-01|home|Bruno|wholesale|Lyon|212.5|paid|"),
+        rows[1].starts_with("1002|2024-03-01|home|tok|wholesale|Lyon|212.5|paid|"),
         "{}",
         rows[1]
     );
     assert!(
-        rows[2].starts_with("1003|2024-03-01|electronics|Cleo|unknown|unknown|18|refunded|"),
+        rows[2].starts_with("1003|2024-03-01|electronics|tok|unknown|unknown|18|refunded|"),
         "{}",
         rows[2]
     );
@@ -179,6 +167,20 @@ async fn three_kinds_of_source_into_one_table() {
         "{}",
         rows[4]
     );
+
+    // Quality metrics of the date, worked out from the sample by hand: 7
+    // lines received, one duplicate export (1002) and one quantity out of
+    // bounds (1005) removed; of the 5 kept, two without a known customer
+    // (1004 has none, 99 is unknown to the API), one product not in the
+    // catalogue (P-500), two without a payment; 39.98 + 212.50 + 18.00 +
+    // 19.99 + 28.80 GBP.
+    let quality = support::project::rows(&db, "SELECT * FROM sales_quality");
+    assert_eq!(quality, ["2024-03-01|7|1|1|5|2|0|1|2|319.27"]);
+
+    // No customer name in the warehouse or under .nightjar/ (the API's raw
+    // page was deleted once tokenized).
+    let names = ["Ann", "Bruno", "Cleo"].map(String::from);
+    support::project::assert_absent(&support::project::everything_stored(&d.join(".nightjar")), &names, true);
 
     // The token and the database URL are nowhere under .nightjar/.
     for f in walk(&d.join(".nightjar")) {

@@ -4,43 +4,19 @@
 //! the warehouse's tables; and a bad row quarantined by the extract, before
 //! any redaction, does not hold them either.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use support::project::{Project, database_text, everything_stored};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// A scratch project: the repository's DAGs, jobs, SQL and café sample.
+fn project() -> Project {
+    Project::new().with("data/sample/cafe")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-/// A scratch project: the repository's DAGs, jobs and café sample.
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("dags"), &dir.path().join("dags"));
-    copy_dir(&repo().join("jobs"), &dir.path().join("jobs"));
-    copy_dir(&repo().join("data/sample/cafe"), &dir.path().join("data/sample/cafe"));
-    dir
-}
-
-fn nightjar(project: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .current_dir(project)
-        .args(args)
-        .output()
-        .unwrap()
+fn nightjar(project: &Project, args: &[&str]) -> std::process::Output {
+    project.nightjar(args)
 }
 
 /// (customer names, card numbers, rows) of one day's files.
@@ -66,79 +42,8 @@ fn secrets(dir: &Path, date: &str) -> (Vec<String>, Vec<String>, usize) {
     (names, cards, rows)
 }
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
-/// Every file under `.nightjar/` as text: raw bytes, and Parquet files
-/// also decoded (their pages are compressed, so bytes alone prove nothing).
-fn everything_stored(project: &Path) -> Vec<(PathBuf, String)> {
-    let mut all = Vec::new();
-    files(&project.join(".nightjar"), &mut all);
-    assert!(!all.is_empty());
-    all.into_iter()
-        .map(|p| {
-            let mut text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-            if p.extension().is_some_and(|e| e == "parquet") {
-                let f = std::fs::File::open(&p).unwrap();
-                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                for b in reader {
-                    let b = b.unwrap();
-                    for c in b.columns() {
-                        let fmt = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap();
-                        for i in 0..c.len() {
-                            text.push_str(&fmt.value(i).to_string());
-                            text.push('\n');
-                        }
-                    }
-                }
-            }
-            (p, text)
-        })
-        .collect()
-}
-
-/// Every text value of every table of the warehouse.
-fn warehouse_text(db: &Path) -> String {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let tables: Vec<String> = c
-        .prepare("select name from sqlite_master where type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut text = String::new();
-    for t in tables {
-        let mut st = c.prepare(&format!("select * from \"{t}\"")).unwrap();
-        let n = st.column_count();
-        let mut rows = st.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            for i in 0..n {
-                let v: rusqlite::types::Value = r.get(i).unwrap();
-                text.push_str(&format!("{v:?}\n"));
-            }
-        }
-    }
-    text
-}
-
 fn assert_absent(haystacks: &[(PathBuf, String)], needles: &[String]) {
-    for (p, text) in haystacks {
-        for n in needles {
-            assert!(!text.contains(n.as_str()), "`{n}` found in {}", p.display());
-        }
-    }
+    support::project::assert_absent(haystacks, needles, false);
 }
 
 #[test]
@@ -147,18 +52,18 @@ fn no_customer_name_or_card_number_survives_the_pipeline() {
     let date = "2021-02-23";
     let (names, cards, rows) = secrets(&p.path().join("data/sample/cafe"), date);
     assert!(names.len() > 10 && cards.len() > 10, "the sample has names and cards");
-    let out = nightjar(p.path(), &["run", "cafe_branches", "--date", date]);
+    let out = nightjar(&p, &["run", "cafe_branches", "--date", date]);
     assert!(
         out.status.success(),
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored = everything_stored(p.path());
+    let stored = everything_stored(&p.path().join(".nightjar"));
     let needles: Vec<String> = names.iter().chain(&cards).cloned().collect();
     assert_absent(&stored, &needles);
     let db = p.path().join(".nightjar/warehouse.db");
-    assert_absent(&[(db.clone(), warehouse_text(&db))], &needles);
+    assert_absent(&[(db.clone(), database_text(&db))], &needles);
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -208,7 +113,7 @@ fn no_customer_name_or_card_number_survives_the_pipeline() {
     };
     let before = ids(&c);
     drop(c);
-    let out = nightjar(p.path(), &["run", "cafe_branches", "--date", date, "--force"]);
+    let out = nightjar(&p, &["run", "cafe_branches", "--date", date, "--force"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let c = rusqlite::Connection::open(&db).unwrap();
     assert_eq!(ids(&c), before);
@@ -226,9 +131,9 @@ fn a_row_quarantined_before_redaction_does_not_hold_the_pii() {
     let mut text = std::fs::read_to_string(&f).unwrap();
     text.push_str(bad);
     std::fs::write(&f, text).unwrap();
-    let out = nightjar(p.path(), &["run", "cafe_branches", "--date", date]);
+    let out = nightjar(&p, &["run", "cafe_branches", "--date", date]);
     assert!(!out.status.success());
-    let stored = everything_stored(p.path());
+    let stored = everything_stored(&p.path().join(".nightjar"));
     let q = stored
         .iter()
         .find(|(p, _)| p.ends_with("extract/quarantine.ndjson"))
@@ -246,7 +151,9 @@ fn a_row_quarantined_before_redaction_does_not_hold_the_pii() {
 
 #[test]
 fn validate_warns_when_a_pii_looking_column_is_loaded_unprotected() {
-    let p = tempfile::tempdir().unwrap();
+    let p = Project {
+        dir: tempfile::tempdir().unwrap(),
+    };
     std::fs::create_dir_all(p.path().join("dags")).unwrap();
     let dag = |with_pii: bool| {
         format!(
@@ -276,7 +183,7 @@ needs = ["{}"]
         .replace("[extract.columns]\n", "columns = { customer_email = \"string\", plan = \"string\" }\n")
     };
     std::fs::write(p.path().join("dags/signups.toml"), dag(false)).unwrap();
-    let out = nightjar(p.path(), &["validate"]);
+    let out = nightjar(&p, &["validate"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "a warning, not an error: {err}");
     assert!(
@@ -284,7 +191,7 @@ needs = ["{}"]
         "{err}"
     );
     std::fs::write(p.path().join("dags/signups.toml"), dag(true)).unwrap();
-    let out = nightjar(p.path(), &["validate"]);
+    let out = nightjar(&p, &["validate"]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

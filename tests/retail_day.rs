@@ -1,13 +1,12 @@
 //! One real day of the Online Retail data set through the retail DAG into
 //! the SQLite warehouse, checked against the source file itself.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::project::{Project, repo};
 
 fn shared_by_day() -> PathBuf {
     let p = repo().join("../shared/data/online-retail/by-day");
@@ -15,29 +14,13 @@ fn shared_by_day() -> PathBuf {
     p.canonicalize().unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-/// A scratch copy of the project's DAGs and jobs.
-fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("dags"), &dir.path().join("dags"));
-    copy_dir(&repo().join("jobs"), &dir.path().join("jobs"));
-    dir
+/// A scratch copy of the project's DAGs, jobs and SQL.
+fn project() -> Project {
+    Project::new()
 }
 
 fn nightjar(project: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_nightjar"))
         .current_dir(project)
         .args(args)
         .output()
@@ -227,7 +210,7 @@ fn a_day_without_an_export_is_skipped_not_failed() {
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["run"]["state"], "success");
     let tasks = v["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 11);
+    assert_eq!(tasks.len(), 12);
     for t in tasks {
         assert_eq!(t["task"]["state"], "skipped", "{t}");
         // Skipping is not retried.

@@ -254,6 +254,35 @@ UnitPrice = "decimal(10,2)"
         assert_eq!(b.schema().field(0).name(), "id");
         assert_eq!(b.num_rows(), 2);
     }
+
+    #[tokio::test]
+    async fn csv_without_header_names_columns_in_the_order_declared_not_by_name() {
+        // Declared out of alphabetical order: the names follow the job's
+        // order (the file's columns), and each type lands on its column.
+        let h = Harness::new("t");
+        h.file(
+            "in/x.csv",
+            "2021-02-23 08:01:56,Leeds,4.9\n2021-02-23 09:00:00,York,12.5\n",
+        );
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/x.csv\"\ncsv = { header = false }\n[columns]\n\
+                 timestamp = { type = \"timestamp\", format = \"%Y-%m-%d %H:%M:%S\" }\n\
+                 branch = \"string\"\ntotal = \"decimal(10,2)\"\n",
+            )
+            .await
+            .unwrap();
+        let b = &out.datasets["default"][0];
+        let names: Vec<&str> = b.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["timestamp", "branch", "total"]);
+        assert!(matches!(
+            b.column(0).data_type(),
+            arrow::datatypes::DataType::Timestamp(..)
+        ));
+        assert_eq!(b.column(1).as_string::<i32>().value(1), "York");
+        assert_eq!(b.column(2).data_type(), &arrow::datatypes::DataType::Decimal128(10, 2));
+    }
 }
 
 #[cfg(test)]

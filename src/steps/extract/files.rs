@@ -1,10 +1,10 @@
 //! Reading files of any supported format into one typed dataset: the
 //! config and the reader shared by `extract.file` and `extract.s3`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
+use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::data::formats::csv::CsvOptions;
@@ -70,8 +70,10 @@ pub struct FilesConfig {
     /// Column types: `Name = "int64"` or `Name = { type = "timestamp",
     /// format = "%d/%m/%Y %H:%M", timezone = "Europe/London" }`. Types:
     /// string, int64, float64, bool, date, timestamp, decimal(p,s).
+    /// For files without a header (`csv = { header = false }`) these are
+    /// also the names of the columns, in the order written here.
     #[serde(default)]
-    pub columns: BTreeMap<String, ColumnSpec>,
+    pub columns: IndexMap<String, ColumnSpec>,
     /// Guess the types of undeclared columns from the first rows (default
     /// true; false reads them as strings).
     pub infer: Option<bool>,
@@ -160,7 +162,7 @@ impl FilesConfig {
 
     fn typing(&self) -> TypingOptions {
         TypingOptions {
-            declared: self.columns.clone(),
+            declared: self.columns.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             infer: self.infer.unwrap_or(true),
             infer_rows: self.infer_rows.unwrap_or(10_000),
             declared_only: self.columns_only,
@@ -169,7 +171,8 @@ impl FilesConfig {
         }
     }
 
-    /// The names to give columns of files without a header.
+    /// The names to give columns of files without a header: the declared
+    /// columns in the order the job writes them (not sorted by name).
     fn header_names(&self) -> Vec<String> {
         self.columns.keys().cloned().collect()
     }

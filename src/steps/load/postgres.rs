@@ -80,7 +80,7 @@ impl std::ops::Deref for PostgresLoad {
 impl StepConfig for PostgresLoad {
     fn check(&self) -> Vec<ConfigProblem> {
         let mut p = Vec::new();
-        if let Err((msg, hint)) = TableName::parse(&self.table) {
+        if let Err((msg, hint)) = TableName::parse(&self.qualified_table()) {
             p.push(ConfigProblem::new("table", msg).hint(hint));
         }
         p.extend(self.0.check());
@@ -97,7 +97,7 @@ impl StepConfig for PostgresLoad {
 impl Step for PostgresLoad {
     async fn run(&self, cx: &StepContext) -> Result<StepOutput> {
         let conn = crate::warehouse::connection(cx, &self.connection, "postgres", "load.postgres")?;
-        let table = TableName::parse(&self.table).map_err(|(m, h)| anyhow::anyhow!("{m}; {h}"))?;
+        let table = TableName::parse(&self.qualified_table()).map_err(|(m, h)| anyhow::anyhow!("{m}; {h}"))?;
         let mut db = crate::warehouse::postgres::connect(conn).await?;
         let input = cx.single_input()?.clone();
         let reader = crate::data::artifact::open(&input, DEFAULT_BATCH_ROWS)?;

@@ -90,7 +90,7 @@ impl std::ops::Deref for RedshiftLoad {
 impl StepConfig for RedshiftLoad {
     fn check(&self) -> Vec<ConfigProblem> {
         let mut p = Vec::new();
-        if let Err((msg, hint)) = TableName::parse(&self.table) {
+        if let Err((msg, hint)) = TableName::parse(&self.qualified_table()) {
             p.push(ConfigProblem::new("table", msg).hint(hint));
         }
         p.extend(self.0.check());
@@ -119,7 +119,7 @@ impl Step for RedshiftLoad {
                 conn.name
             )
         })?;
-        let table = TableName::parse(&self.table).map_err(|(m, h)| anyhow::anyhow!("{m}; {h}"))?;
+        let table = TableName::parse(&self.qualified_table()).map_err(|(m, h)| anyhow::anyhow!("{m}; {h}"))?;
         let api = DataApi::new(conn.clone()).await;
         let timeout = self.statement_timeout();
         let input = cx.single_input()?.clone();

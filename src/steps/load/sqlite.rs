@@ -118,12 +118,33 @@ impl StepConfig for SqliteLoad {
     }
 }
 
+/// Why `schema` is not a usable schema name for SQLite (None when it is).
+pub fn schema_problem(schema: &str) -> Option<String> {
+    let mut chars = schema.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        Some(format!(
+            "`{schema}` is not a valid schema name: use lower-case letters, digits and `_`, starting with a letter (e.g. `acme`)"
+        ))
+    } else if matches!(schema, "main" | "temp") {
+        Some(format!("`{schema}` is SQLite's own schema name: choose another"))
+    } else {
+        None
+    }
+}
+
 /// What SQLite refuses of the options every table load takes: a table name
 /// with a schema (or otherwise invalid here), the Redshift-only options.
 pub(super) fn unfit_options(t: &TableLoad) -> Vec<ConfigProblem> {
     let mut p = Vec::new();
     if let Err((msg, hint)) = check_table_name(&t.table) {
         p.push(ConfigProblem::new("table", msg).hint(hint));
+    }
+    if let Some(schema) = t.schema.as_deref().filter(|s| !s.contains("{{"))
+        && let Some(problem) = schema_problem(schema)
+    {
+        p.push(ConfigProblem::new("schema", problem));
     }
     p.extend(t.refuse_redshift_only("SQLite"));
     p
@@ -323,7 +344,17 @@ impl SqliteLoad {
                 conn.name
             );
         };
-        let db = cx.resolve(path);
+        let mut db = cx.resolve(path);
+        if let Some(schema) = &self.schema {
+            if let Some(problem) = schema_problem(schema) {
+                bail!("load.sqlite `schema`: {problem}");
+            }
+            let stem = db
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            db.set_file_name(format!("{stem}.{schema}.db"));
+        }
         if let Some(dir) = db.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -707,6 +738,42 @@ mod tests {
         assert_eq!(orders(&h).len(), 4);
         let journal = query(&h, "PRAGMA journal_mode");
         assert_eq!(journal[0][0], Value::Text("wal".into()));
+    }
+
+    #[tokio::test]
+    async fn a_schema_is_a_database_file_of_its_own_and_the_load_touches_no_other() {
+        let mut h = harness();
+        h.input("orders", &[lines("2010-12-01", &[("1", "A", 6)])]);
+        h.run(&KIND, "table = \"orders\"\nschema = \"acme\"").await.unwrap();
+        h.input("orders", &[lines("2010-12-01", &[("2", "B", 1), ("3", "C", 1)])]);
+        h.run(&KIND, "table = \"orders\"\nschema = \"globex\"").await.unwrap();
+        let count = |file: &str| {
+            let c = rusqlite::Connection::open(h.path().join(".nightjar").join(file)).unwrap();
+            c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        assert_eq!((count("warehouse.acme.db"), count("warehouse.globex.db")), (1, 2));
+        assert!(
+            !h.path().join(".nightjar/warehouse.db").exists(),
+            "the main file is not written"
+        );
+
+        // A schema is a name, never a path or another database; a table
+        // cannot name another schema either.
+        for bad in ["../globex", "Acme", "main", "a.b", "1x", ""] {
+            let value = toml::Value::Table(toml::from_str(&format!("table = \"orders\"\nschema = \"{bad}\"")).unwrap());
+            let problems = KIND.check(value).unwrap();
+            assert!(problems.iter().any(|p| p.path == "schema"), "{bad}: {problems:?}");
+        }
+        let value = toml::Value::Table(toml::from_str("table = \"globex.orders\"\nschema = \"acme\"").unwrap());
+        assert!(KIND.check(value).unwrap().iter().any(|p| p.path == "table"));
+        // A template is checked once rendered, at run time.
+        let step = SqliteLoad {
+            schema: Some("../globex".into()),
+            ..toml::from_str("table = \"orders\"").unwrap()
+        };
+        let err = step.database(&h.cx).unwrap_err().to_string();
+        assert!(err.contains("not a valid schema name"), "{err}");
     }
 
     #[tokio::test]

@@ -73,6 +73,16 @@ pub struct TableLoad {
     /// (SQLite has no schemas). Letters, digits and `_`; PostgreSQL and
     /// Redshift names are folded to lower case.
     pub table: String,
+    /// A schema for the table (`schema = "acme"`, or `"{{ vars.project }}"`):
+    /// on PostgreSQL and Redshift the same as `table = "acme.orders"`. SQLite
+    /// has no schemas, so there the table goes into a database file of its
+    /// own beside the connection's, `<path without .db>.<schema>.db`
+    /// (`.nightjar/warehouse.acme.db`; `ATTACH DATABASE ... AS acme` reads it
+    /// as `acme.orders`), and the load opens that one file and no other: a
+    /// load with `schema = "acme"` cannot write a table of another schema
+    /// (the per-project isolation of dags/customer_ingest.toml). Lower-case
+    /// letters, digits and `_`, starting with a letter: a name, never a path.
+    pub schema: Option<String>,
     /// `append` (default), `replace` (every row), `merge` (replace the rows
     /// whose `key` is in the input, insert the others) or
     /// `replace_partition` (delete the rows of `partition`, then insert).
@@ -131,7 +141,22 @@ impl TableLoad {
         if self.slices == Some(0) {
             p.push(ConfigProblem::new("slices", "`slices` must be at least 1"));
         }
+        if self.schema.is_some() && self.table.contains('.') {
+            p.push(
+                ConfigProblem::new("schema", "`schema` and a `schema.table` name both name the schema")
+                    .hint("write `table = \"orders\"` with `schema = \"acme\"`, or `table = \"acme.orders\"` alone"),
+            );
+        }
         p
+    }
+
+    /// `schema.table` when `schema` is set, else `table` (PostgreSQL and
+    /// Redshift).
+    pub fn qualified_table(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.table),
+            None => self.table.clone(),
+        }
     }
 
     /// The Redshift-only options that are set.

@@ -117,6 +117,11 @@ pub enum Action {
         #[serde(default)]
         encoding: Encoding,
         length: Option<usize>,
+        /// Standardize the value first (one column, not `from`): `"trim"`
+        /// or `"lower"` (trimmed and lower-cased, so ` Ann@X.com` and
+        /// `ann@x.com` get one pseudonym).
+        #[serde(default)]
+        normalize: Normalize,
     },
     /// A reversible deterministic token (AES-SIV, needs `key`):
     /// `tok_...`; `nightjar pii detokenize` reads it back with the key.
@@ -124,6 +129,10 @@ pub enum Action {
     Tokenize {
         #[serde(default)]
         context: String,
+        /// Standardize the value first: `"trim"` or `"lower"` (trimmed and
+        /// lower-cased: emails). Detokenizing gives the standardized value.
+        #[serde(default)]
+        normalize: Normalize,
     },
     /// Find PII inside free text and replace it: `kinds` (default all of
     /// email, card, iban, ipv4, ipv6, uk_ni, us_ssn, phone), `replace` =
@@ -151,6 +160,31 @@ pub enum Action {
         #[serde(default)]
         then: BTreeMap<String, ColumnAction>,
     },
+}
+
+/// How a value is standardized before it is pseudonymized or tokenized:
+/// the step that protects a column is the last to see its raw value, so it
+/// is also where a case-insensitive value (an email) is made canonical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// The value as it is (default).
+    #[default]
+    None,
+    /// Leading and trailing white space removed.
+    Trim,
+    /// Trimmed and lower-cased.
+    Lower,
+}
+
+impl Normalize {
+    fn apply<'a>(self, v: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Normalize::None => v.into(),
+            Normalize::Trim => v.trim().into(),
+            Normalize::Lower => v.trim().to_lowercase().into(),
+        }
+    }
 }
 
 fn four() -> usize {
@@ -450,7 +484,9 @@ impl Pii {
         let mut replaced: BTreeMap<String, Vec<(Field, ArrayRef)>> = BTreeMap::new();
         let mut added: Vec<(Field, ArrayRef)> = Vec::new();
         for (col, a) in &self.cfg.columns {
-            if let Action::Pseudonymize { from, encoding, length } = &a.0
+            if let Action::Pseudonymize {
+                from, encoding, length, ..
+            } = &a.0
                 && !from.is_empty()
             {
                 let p = Pseudonymizer::new(keys.master(), *encoding, length.unwrap_or(pseudonym::DEFAULT_LENGTH));
@@ -569,18 +605,23 @@ fn apply_one(
                 true
             })?
         }
-        Action::Pseudonymize { encoding, length, .. } => {
+        Action::Pseudonymize {
+            encoding,
+            length,
+            normalize,
+            ..
+        } => {
             let p = Pseudonymizer::new(keys.master(), *encoding, length.unwrap_or(pseudonym::DEFAULT_LENGTH));
             let mut memo = pseudonym::Memo::new(&p);
             map_text(arr, |v, out| {
-                memo.write(v.as_bytes(), out);
+                memo.write(normalize.apply(v).as_bytes(), out);
                 true
             })?
         }
-        Action::Tokenize { context } => {
+        Action::Tokenize { context, normalize } => {
             let mut t = Tokenizer::from_master(keys.master(), context);
             map_text(arr, |v, out| {
-                out.push_str(&t.token(v));
+                out.push_str(&t.token(&normalize.apply(v)));
                 true
             })?
         }

@@ -317,3 +317,56 @@ id = { action = "pseudonymize", length = 4 }
         .to_string();
     assert!(err.contains("pseudonymize"), "{err}");
 }
+
+#[tokio::test]
+async fn normalize_makes_one_token_and_one_pseudonym_per_address_whatever_its_case() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("email", DataType::Utf8, true),
+        Field::new("contact", DataType::Utf8, true),
+    ]));
+    let emails = [
+        "Ann@Example.COM ",
+        "ann@example.com",
+        " ANN@example.com",
+        "bob@example.com",
+    ];
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(emails.to_vec())),
+            Arc::new(StringArray::from(emails.to_vec())),
+        ],
+    )
+    .unwrap();
+    let mut h = harness(batch);
+    h.pii_values = vec![
+        "Ann@Example.COM".into(),
+        "ann@example.com".into(),
+        "bob@example.com".into(),
+    ];
+    let config = r#"
+key = { file = "secrets/pii.key" }
+[columns]
+email = { action = "tokenize", context = "email", normalize = "lower" }
+contact = { action = "pseudonymize", normalize = "lower" }
+"#;
+    let out = h.run(&KIND, config).await.unwrap();
+    let b = &out.datasets["default"][0];
+    for col in ["email", "contact"] {
+        let v = text(b, col);
+        assert!(v[0] == v[1] && v[1] == v[2] && v[2] != v[3], "{col}: {v:?}");
+    }
+    // The token reads back as the standardized address.
+    let key = crate::pii::key::KeySource {
+        env: None,
+        file: Some("secrets/pii.key".into()),
+        generate: false,
+    }
+    .load(h.path())
+    .unwrap();
+    let mut t = Tokenizer::from_master(&key, "email");
+    assert_eq!(
+        t.detokenize(text(b, "email")[0].as_deref().unwrap()).unwrap(),
+        "ann@example.com"
+    );
+}

@@ -246,7 +246,7 @@ impl HttpExtract {
             path: None,
             uri: None,
             format: Some(Format::Json),
-            columns: self.columns.clone(),
+            columns: self.columns.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             infer: self.infer,
             infer_rows: None,
             columns_only: false,
