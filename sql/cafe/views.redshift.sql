@@ -1,3 +1,5 @@
+-- Redshift: the PostgreSQL file of the same views, checked only through the
+-- Data API test server over PostgreSQL (docs/aws.md lists what it does not cover).
 -- Café views for PostgreSQL / Redshift: the same view names and columns as
 -- views.sqlite.sql (see there).
 
