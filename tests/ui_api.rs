@@ -372,6 +372,14 @@ async fn actions_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A page of another site rebinding its name to 127.0.0.1 gets nothing.
+    let r = c
+        .get(format!("{base}/api/dags"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
     // GET is not an action.
     assert_eq!(
         c.get(&url).send().await.unwrap().status(),

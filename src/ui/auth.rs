@@ -56,8 +56,30 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// Whether the Host a browser sent names this machine's loopback: without
+/// a token, a page of another site that rebinds its DNS name to 127.0.0.1
+/// could otherwise read pages (and the CSRF token) from the browser.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true; // HTTP/1.0 clients and tools; browsers always send one
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The access check, on every route but `/login`.
 pub async fn require_token(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if st.opts.token.is_none() && !loopback_host(req.headers()) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this nightjar UI serves loopback only (Host: localhost or 127.0.0.1); to serve other names, \
+             bind it elsewhere with NIGHTJAR_UI_TOKEN set\n",
+        )
+            .into_response();
+    }
     if let Some(token) = &st.opts.token
         && req.uri().path() != "/login"
     {
@@ -132,6 +154,17 @@ mod tests {
         h.insert(header::COOKIE, HeaderValue::from_static("a=b; nightjar_ui_token=t0k"));
         assert_eq!(presented_token(&h).as_deref(), Some("t0k"));
         assert_eq!(presented_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_loopback_hosts_pass_without_a_token() {
+        let host = |h: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_static(h));
+            loopback_host(&m)
+        };
+        assert!(host("127.0.0.1:8080") && host("localhost:8080") && host("[::1]:8080") && host("localhost"));
+        assert!(!host("evil.example:8080") && !host("192.0.2.2:8080"));
     }
 
     #[test]
