@@ -37,7 +37,12 @@ pub async fn run_date(
     report: Option<&str>,
     actor: &str,
 ) -> Result<(RunReport, Vec<String>)> {
-    let date = req.logical_time.format("%Y-%m-%dT%H:%M").to_string();
+    let t = req.logical_time;
+    let date = if t.time() == chrono::NaiveTime::MIN {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M").to_string()
+    };
     engine.store.record_audit(
         actor,
         "run",

@@ -1,6 +1,8 @@
 //! The web UI in a real browser: `nightjar ui` over a project whose DAG
 //! fails until a marker file exists, driven in headless Chromium by
-//! playwright-core (tests/ui_e2e/e2e.mjs). Screenshots go to
+//! playwright-core (tests/ui_e2e/e2e.mjs); then "Run now" of a task that
+//! runs until a file exists, whose log the task page follows live.
+//! Screenshots go to
 //! target/ui-screenshots/.
 //!
 //! Needs Debian's chromium and playwright-core (`bash scripts/services.sh`
@@ -34,6 +36,16 @@ id = "publish"
 kind = "shell"
 command = "echo published {{ ds }}"
 needs = ["wait_for_marker"]
+"#;
+
+/// A task that runs until `go.txt` exists: its log is followed live.
+const FOLLOW: &str = r#"
+name = "follow"
+
+[[task]]
+id = "tail"
+kind = "shell"
+command = "echo started; for i in $(seq 1 600); do [ -f go.txt ] && break; sleep 0.1; done; echo finished"
 "#;
 
 fn manifest() -> PathBuf {
@@ -122,6 +134,7 @@ fn rerun_a_failed_run_in_the_browser() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("dags")).unwrap();
     std::fs::write(root.join("dags/nightly.toml"), DAG).unwrap();
+    std::fs::write(root.join("dags/follow.toml"), FOLLOW).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_nightjar"))
         .args(["run", "nightly", "--date", "2026-03-01"])
         .current_dir(root)
@@ -137,6 +150,7 @@ fn rerun_a_failed_run_in_the_browser() {
         .arg(manifest().join("tests/ui_e2e/e2e.mjs"))
         .env("NJ_UI_URL", &url)
         .env("NJ_MARKER", root.join("marker.txt"))
+        .env("NJ_GO", root.join("go.txt"))
         .env("NJ_SHOTS", &shots)
         .env("NIGHTJAR_CHROMIUM", &chromium)
         .env("NIGHTJAR_PLAYWRIGHT_CORE", &pw)

@@ -2,10 +2,12 @@
 //
 // Environment: NJ_UI_URL (the server), NJ_MARKER (the file the failing task
 // waits for), NJ_SHOTS (screenshot folder), NIGHTJAR_CHROMIUM (the browser),
-// NIGHTJAR_PLAYWRIGHT_CORE (the playwright-core package folder).
+// NIGHTJAR_PLAYWRIGHT_CORE (the playwright-core package folder), NJ_GO (the
+// file the follow DAG's task waits for).
 //
 // Steps: the DAG list, the grid with the failed run, the failed task (its
-// error and its log), "Rerun failed tasks", and the run turning green.
+// error and its log), "Rerun failed tasks", and the run turning green; then
+// "Run now" of a long task and its log followed live.
 import { createRequire } from "node:module";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +20,7 @@ const need = (name) => {
 };
 const base = need("NJ_UI_URL");
 const marker = need("NJ_MARKER");
+const go = need("NJ_GO");
 const shots = need("NJ_SHOTS");
 const { chromium } = createRequire(import.meta.url)(need("NIGHTJAR_PLAYWRIGHT_CORE"));
 
@@ -89,6 +92,24 @@ try {
   expect(await page.locator("#grid thead a.sq.s-success").count() === 1, "the run's column is green");
   expect((await page.locator("#audit").textContent()).includes("rerun_failed"), "the action is in the audit list");
   await page.screenshot({ path: join(shots, "5-grid-green.png"), fullPage: true });
+  step("grid green ok");
+
+  // 6. "Run now" a DAG whose task runs until go.txt exists; its task page
+  //    follows the log as lines come.
+  await page.goto(base + "/dags/follow");
+  await page.locator("#run-now button[type=submit]").click();
+  await page.waitForURL(/\/dags\/follow\?watch=1/);
+  await page.locator("#grid thead a.sq").first().click();
+  await page.waitForSelector("#tasks tr[data-task=tail] a");
+  await page.locator("#tasks tr[data-task=tail] a").click();
+  await page.waitForFunction(() => document.getElementById("log").textContent.includes("started"));
+  expect(await page.locator("#log").getAttribute("data-follow") === "true", "the running task's log is followed");
+  expect(!(await page.locator("#log").textContent()).includes("finished"), "not finished yet");
+  writeFileSync(go, "go");
+  await page.waitForFunction(() => document.getElementById("log").textContent.includes("finished"), null, { timeout: 60000 });
+  await page.waitForFunction(() => document.getElementById("log-status").textContent === "task finished");
+  await page.screenshot({ path: join(shots, "6-log-followed.png"), fullPage: true });
+  step("log follow ok");
   expect(consoleErrors.length === 0, `no console errors: ${consoleErrors.join("; ")}`);
   step("all steps passed");
 } catch (e) {
