@@ -666,3 +666,42 @@ fn every_api_route_is_in_the_openapi_file_and_back() {
     let on_disk = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")).unwrap();
     assert_eq!(on_disk, nightjar::ui::router::OPENAPI);
 }
+
+/// Kills a child process when the test ends, passed or not.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduler_serves_the_ui_in_its_process() {
+    use std::io::BufRead;
+    let f = Fixture::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["schedule", "--ui", "127.0.0.1:0", "--poll", "1s"])
+        .current_dir(f.root())
+        .env_remove("NIGHTJAR_UI_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _kill = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("nightjar UI on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).expect("the UI's address");
+    let dags = get_json(&reqwest::Client::new(), &format!("{url}/api/dags")).await;
+    assert!(
+        dags["dags"].as_array().unwrap().iter().any(|d| d["name"] == "flaky"),
+        "{dags}"
+    );
+}
