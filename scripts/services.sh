@@ -5,6 +5,9 @@
 #   PostgreSQL (Debian package)  NIGHTJAR_TEST_PG=postgres://nightjar@127.0.0.1:54329/postgres
 #   moto server (PyPI)           NIGHTJAR_TEST_AWS=http://127.0.0.1:50550  (S3, SQS, Logs, Step Functions)
 #
+# and installs (not servers): asl-validator and playwright-core (npm, into
+# target/node) and chromium (apt): NIGHTJAR_CHROMIUM, NIGHTJAR_PLAYWRIGHT_CORE.
+#
 # Safe to run again: a server already answering on its port is reused.
 # `bash scripts/services.sh stop` stops both.
 set -euo pipefail
