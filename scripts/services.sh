@@ -8,6 +8,9 @@
 #   PostgreSQL TLS CA            NIGHTJAR_TEST_PG_CA=/tmp/nightjar-services/pg-tls/ca.crt
 #                                (the server takes TLS and plain clients; its certificate names 127.0.0.1 and localhost)
 #
+# and installs (not servers): asl-validator and playwright-core (npm, into
+# target/node) and chromium (apt): NIGHTJAR_CHROMIUM, NIGHTJAR_PLAYWRIGHT_CORE.
+#
 # Safe to run again: a server already answering on its port is reused.
 # `bash scripts/services.sh stop` stops both.
 set -euo pipefail
@@ -170,3 +173,21 @@ if [ ! -x target/node/node_modules/.bin/asl-validator ]; then
     echo "== installing asl-validator (npm) into target/node"
     npm install --silent --no-audit --no-fund --prefix target/node asl-validator >/dev/null
 fi
+
+# --- chromium (apt) and playwright-core (npm), for tests/ui_e2e.rs --------------
+# The web UI's end-to-end test drives Debian's chromium through
+# playwright-core (the library only: no browser download, never
+# `npx playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium (apt)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f target/node/node_modules/playwright-core/package.json ]; then
+    echo "== installing playwright-core (npm) into target/node"
+    npm install --silent --no-audit --no-fund --prefix target/node playwright-core >/dev/null
+fi
+cat >>"$ENV_FILE" <<EOF2
+NIGHTJAR_CHROMIUM=/usr/bin/chromium
+NIGHTJAR_PLAYWRIGHT_CORE=$(pwd)/target/node/node_modules/playwright-core
+EOF2

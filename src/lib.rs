@@ -17,6 +17,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod control;
 pub mod data;
 pub mod dispatch;
 pub mod engine;
@@ -33,4 +34,5 @@ pub mod steps;
 pub mod store;
 #[doc(hidden)]
 pub mod testenv;
+pub mod ui;
 pub mod warehouse;

@@ -4,14 +4,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
-use chrono::NaiveDate;
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Cli, locate, table};
 use crate::engine::Engine;
-use crate::schedule::backfill::{self, Action, BackfillOptions, DateOutcome, Progress};
+use crate::schedule::backfill::{self, Action, DateOutcome, Progress};
 use crate::store::RunState;
 
 #[derive(Args, Debug)]
@@ -51,30 +50,19 @@ pub struct BackfillArgs {
     parallelism: Option<usize>,
 }
 
-fn date(flag: &str, s: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| anyhow::anyhow!("--{flag} {s}: write the date as YYYY-MM-DD"))
-}
-
 pub fn backfill(cli: &Cli, args: &BackfillArgs) -> Result<ExitCode> {
     let (project, dag) = locate::load_dag(cli, &args.dag)?;
-    let (from, to) = (date("from", &args.from)?, date("to", &args.to)?);
-    if to < from {
-        bail!("--to {to} is before --from {from}");
-    }
-    if args.only_failed && args.rerun_succeeded {
-        bail!("--only-failed and --rerun-succeeded select different dates: use one");
-    }
-    let opts = BackfillOptions {
-        from,
-        to,
-        parallel: args.parallel.max(1),
-        only_failed: args.only_failed,
-        rerun_succeeded: args.rerun_succeeded,
-        reverse: args.reverse,
-        env: args.env.clone(),
-        vars: super::run::parse_vars(&args.vars)?,
-    };
+    let opts = crate::control::backfill_options(
+        &args.from,
+        &args.to,
+        args.parallel,
+        args.only_failed,
+        args.rerun_succeeded,
+        args.reverse,
+        args.env.clone(),
+        super::run::parse_vars(&args.vars)?,
+    )?;
+    let (from, to) = (opts.from, opts.to);
     let store = locate::store(&project)?;
     let planned = backfill::plan(&dag, &store, &opts)?;
     let count = |a: Action| planned.iter().filter(|p| p.action == a).count();
@@ -88,18 +76,7 @@ pub fn backfill(cli: &Cli, args: &BackfillArgs) -> Result<ExitCode> {
     );
     if args.dry_run {
         if cli.json {
-            let v: Vec<serde_json::Value> = planned
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "date": p.slot.key,
-                        "last_run": p.last.as_ref().map(|l| &l.0),
-                        "last_state": p.last.as_ref().map(|l| l.1.as_str()),
-                        "action": p.action.as_str(),
-                        "why": p.why,
-                    })
-                })
-                .collect();
+            let v: Vec<serde_json::Value> = planned.iter().map(crate::control::plan_json).collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             let rows: Vec<Vec<String>> = planned
@@ -135,7 +112,15 @@ pub fn backfill(cli: &Cli, args: &BackfillArgs) -> Result<ExitCode> {
                 cancel.cancel();
             }
         });
-        backfill::run(engine.clone(), Arc::new(dag), &opts, planned, bar.clone()).await
+        crate::control::backfill(
+            engine.clone(),
+            Arc::new(dag),
+            &opts,
+            planned,
+            bar.clone(),
+            &crate::control::cli_actor(),
+        )
+        .await
     })?;
     bar.bar.finish_and_clear();
 

@@ -14,6 +14,7 @@ mod schedule;
 mod sfn;
 mod step;
 mod table;
+mod ui;
 mod validate;
 mod worker;
 
@@ -82,6 +83,11 @@ enum Command {
     /// The scheduler daemon: fires each DAG on its cron in its time zone
     /// (or `schedule preview DAG` to see the fire times).
     Schedule(schedule::ScheduleArgs),
+    /// Clear a task (and with --downstream everything after it) in the
+    /// latest run of a date, so that the next run of the date runs it again.
+    Clear(ui::ClearArgs),
+    /// Serve the web UI (DAGs, run grid, graph, task logs, actions).
+    Ui(ui::UiArgs),
     /// Stop the scheduler from firing a DAG (runs in flight finish).
     Pause { dag: String },
     /// Let the scheduler fire a DAG again; missed intervals follow the
@@ -131,6 +137,8 @@ pub fn main() -> ExitCode {
         Command::Pii(ref cmd) => pii::pii(&cli, cmd),
         Command::Backfill(ref args) => backfill::backfill(&cli, args),
         Command::Schedule(ref args) => schedule::schedule(&cli, args),
+        Command::Clear(ref args) => ui::clear(&cli, args),
+        Command::Ui(ref args) => ui::ui(&cli, args),
         Command::Pause { ref dag } => schedule::pause(&cli, dag, true),
         Command::Unpause { ref dag } => schedule::pause(&cli, dag, false),
         Command::Sfn(ref cmd) => sfn::sfn(&cli, cmd),

@@ -77,7 +77,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
     };
 
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(async {
+    let (report, notes) = rt.block_on(async {
         let cancel = engine.cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -88,22 +88,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
                 }
             }
         });
-        let reporter = start_reporter(&mut engine, &dag, args).await;
-        let report = engine.run(&dag, req).await;
-        if let Some(r) = reporter {
-            // The run's result is settled; delivery only gets a bounded
-            // moment, and what it cannot send waits in the spool.
-            for s in r.close(std::time::Duration::from_secs(10)).await {
-                if s.spooled > 0 {
-                    eprintln!(
-                        "note: {} event(s) for {} could not be sent yet; they wait in .nightjar/spool and go with the next run",
-                        s.spooled, s.name
-                    );
-                }
-            }
-        }
-        report
+        crate::control::run_date(engine, &dag, req, args.report.as_deref(), &crate::control::cli_actor()).await
     })?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
 
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -113,38 +102,6 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         RunState::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
-}
-
-/// Builds the run's reporter (env settings or `--report`, plus the DAG's
-/// alerts) and registers it with the engine. Reporting problems never stop
-/// a run: they are printed and the run goes on without it.
-async fn start_reporter(
-    engine: &mut Engine,
-    dag: &crate::spec::Dag,
-    args: &RunArgs,
-) -> Option<Arc<crate::report::Reporter>> {
-    use crate::report::alert::{SlaWatch, system_clock};
-    let built = match engine.project.select_env(args.env.as_deref()) {
-        Ok(env) => {
-            let env = env.clone();
-            crate::report::settings::reporter_for(&engine.project, &env, dag, args.report.as_deref()).await
-        }
-        Err(e) => Err(e),
-    };
-    match built {
-        Ok(Some(r)) => {
-            engine.observers.push(r.clone());
-            if let Some(w) = SlaWatch::new(dag, r.clone(), system_clock()) {
-                engine.observers.push(Arc::new(w));
-            }
-            Some(r)
-        }
-        Ok(None) => None,
-        Err(e) => {
-            eprintln!("warning: reporting is off for this run: {e:#}");
-            None
-        }
-    }
 }
 
 /// `--date`, or today in the DAG's time zone.

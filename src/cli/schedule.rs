@@ -32,6 +32,10 @@ pub struct ScheduleArgs {
     /// How often DAG files, pauses and leases are looked at.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     poll: std::time::Duration,
+    /// Serve the web UI in the same process (default address
+    /// 127.0.0.1:8080; off loopback NIGHTJAR_UI_TOKEN must be set).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::ui::DEFAULT_BIND)]
+    ui: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +64,14 @@ pub fn schedule(cli: &Cli, args: &ScheduleArgs) -> Result<ExitCode> {
         bail!("no DAG folder {} (give one with --dags DIR)", dags_dir.display());
     }
     let store = locate::store(&project)?;
+    let ui = match &args.ui {
+        Some(bind) => Some((
+            super::ui::options(bind, dags_dir.clone(), args.env.clone())?,
+            project.clone(),
+            store.clone(),
+        )),
+        None => None,
+    };
     let engine = Engine::new(project, store);
     let opts = DaemonOptions {
         dags_dir: dags_dir.clone(),
@@ -80,7 +92,19 @@ pub fn schedule(cli: &Cli, args: &ScheduleArgs) -> Result<ExitCode> {
             let _ = tokio::signal::ctrl_c().await;
             s.cancel();
         });
-        daemon.run(stop).await
+        let ui = match ui {
+            Some((opts, project, store)) => {
+                let running = crate::ui::start(project, store, opts, stop.clone()).await?;
+                eprintln!("nightjar UI on http://{}", running.addr);
+                Some(running)
+            }
+            None => None,
+        };
+        daemon.run(stop).await?;
+        if let Some(r) = ui {
+            r.done.await??;
+        }
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -146,11 +170,7 @@ fn preview(cli: &Cli, dag: &str, from: Option<&str>, count: usize) -> Result<Exi
 pub fn pause(cli: &Cli, dag: &str, pause: bool) -> Result<ExitCode> {
     let (project, dag) = locate::load_dag(cli, dag)?;
     let store = locate::store(&project)?;
-    let changed = if pause {
-        store.pause(&dag.name)?
-    } else {
-        store.unpause(&dag.name)?
-    };
+    let changed = crate::control::set_paused(&store, &dag.name, pause, &crate::control::cli_actor())?;
     let what = if pause { "paused" } else { "unpaused" };
     if changed {
         println!("{} {what}", dag.name);

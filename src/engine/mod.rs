@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use events::{Event, Observer};
-pub use plan::{Selection, parse_logical_time};
+pub use plan::{Selection, parse_logical_time, run_context};
 
 use crate::dispatch::{Dispatcher, LocalDispatcher};
 use crate::spec::{Dag, Project};

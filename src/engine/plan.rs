@@ -76,7 +76,6 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
             (interval, key)
         }
     };
-    let ds = interval.start.date_naive();
 
     // Variables: the DAG's, overridden by the env's, overridden by --var.
     let vars = env.run_vars(dag, &req.vars)?;
@@ -140,24 +139,7 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
         .filter(|t| !prior.get(t).is_some_and(|(s, _, _)| s.satisfies_downstream()))
         .collect();
 
-    let mut context = TemplateContext {
-        ds: ds.format("%Y-%m-%d").to_string(),
-        ds_nodash: ds.format("%Y%m%d").to_string(),
-        interval_start: interval.start.to_rfc3339(),
-        interval_end: interval.end.to_rfc3339(),
-        run_id: run.run_id.clone(),
-        dag: dag.name.clone(),
-        task: String::new(),
-        vars: BTreeMap::new(),
-        env: TemplateContext::process_env(),
-    };
-    // Vars may be templates themselves (of everything but other vars).
-    let rendered = render_value(&toml::Value::Table(vars), &context)
-        .map_err(|(p, e)| anyhow::anyhow!("cannot render variable `{p}`: {e}"))
-        .with_context(|| format!("DAG {}", dag.file.display()))?;
-    if let toml::Value::Table(t) = rendered {
-        context.vars = t.into_iter().collect();
-    }
+    let context = run_context(dag, &run.run_id, &interval, vars, TemplateContext::process_env())?;
 
     Ok(Planned {
         run,
@@ -168,6 +150,38 @@ pub(super) fn plan(engine: &Engine, dag: &Dag, req: &super::RunRequest) -> Resul
         to_run,
         prior,
     })
+}
+
+/// The template context of one run (its `task` left empty): dates of the
+/// interval, ids, `env`, and the DAG's vars (`vars`, overrides applied)
+/// rendered. Also used to show a task's config as rendered for a run.
+pub fn run_context(
+    dag: &Dag,
+    run_id: &str,
+    interval: &crate::spec::schedule::Interval,
+    vars: toml::Table,
+    env: BTreeMap<String, String>,
+) -> Result<TemplateContext> {
+    let ds = interval.start.date_naive();
+    let mut context = TemplateContext {
+        ds: ds.format("%Y-%m-%d").to_string(),
+        ds_nodash: ds.format("%Y%m%d").to_string(),
+        interval_start: interval.start.to_rfc3339(),
+        interval_end: interval.end.to_rfc3339(),
+        run_id: run_id.to_string(),
+        dag: dag.name.clone(),
+        task: String::new(),
+        vars: BTreeMap::new(),
+        env,
+    };
+    // Vars may be templates themselves (of everything but other vars).
+    let rendered = render_value(&toml::Value::Table(vars), &context)
+        .map_err(|(p, e)| anyhow::anyhow!("cannot render variable `{p}`: {e}"))
+        .with_context(|| format!("DAG {}", dag.file.display()))?;
+    if let toml::Value::Table(t) = rendered {
+        context.vars = t.into_iter().collect();
+    }
+    Ok(context)
 }
 
 fn selected(dag: &Dag, selection: &Selection) -> Result<BTreeSet<String>> {

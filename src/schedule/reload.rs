@@ -31,6 +31,8 @@ type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 struct Entry {
     stamp: Stamp,
     dag: Option<Arc<Dag>>,
+    /// The problems of the file's current version, when it is invalid.
+    errors: Option<String>,
 }
 
 /// The DAGs of a folder.
@@ -81,6 +83,15 @@ impl DagSet {
         out
     }
 
+    /// The files whose current version is invalid, with their problems
+    /// (the DAG's last valid version, if any, is still in [`Self::dags`]).
+    pub fn invalid(&self) -> Vec<(PathBuf, String)> {
+        self.files
+            .iter()
+            .filter_map(|(p, e)| e.errors.clone().map(|err| (p.clone(), err)))
+            .collect()
+    }
+
     /// Reloads what changed since the last call.
     pub fn poll(&mut self, project: &Project, registry: &Registry) -> Vec<Change> {
         let mut changes = Vec::new();
@@ -115,6 +126,7 @@ impl DagSet {
                         Entry {
                             stamp,
                             dag: Some(Arc::new(d.clone())),
+                            errors: None,
                         },
                     );
                     changes.push(match old {
@@ -131,6 +143,7 @@ impl DagSet {
                         Entry {
                             stamp: file_stamp,
                             dag: kept,
+                            errors: Some(diags.to_string()),
                         },
                     );
                     changes.push(Change::Invalid {

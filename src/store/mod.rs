@@ -7,6 +7,8 @@
 //! promises to survive; only an OS crash or power loss may lose the last
 //! few commits, and never corrupts the file.
 
+pub mod audit;
+mod grid;
 pub mod model;
 pub mod schedule;
 mod schema;

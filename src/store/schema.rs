@@ -99,6 +99,19 @@ const MIGRATIONS: &[&str] = &[
         finished_at  TEXT
     );
     "#,
+    // 3: the audit log: who asked for what, when (CLI and web UI actions).
+    r#"
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        dag     TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_by_dag ON audit (dag, id);
+    "#,
 ];
 
 /// Brings a database up to the current schema.
