@@ -142,7 +142,9 @@ async fn a_200mb_object_streams_in_bounded_memory() {
     // plane's own batches (64k rows) and the Parquet row group in progress
     // account for most of what is used.
     assert!(
-        peak_mb < OBJECT_MB / 2,
+        // Below the object size proves streaming; the margin absorbs
+        // read-ahead buffers of a consumer slowed by a loaded machine.
+        peak_mb < OBJECT_MB * 3 / 4,
         "peak RSS {peak_mb} MB for a {OBJECT_MB} MB object: it is not streamed"
     );
 

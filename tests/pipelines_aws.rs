@@ -589,21 +589,15 @@ async fn retail_runs_through_step_functions_with_artifacts_in_s3() {
         keys.iter().any(|k| k.ends_with("/normalize/customers.parquet")),
         "{keys:#?}"
     );
-    // The pii tasks purged the raw outputs of `clean` they read, in S3 too.
+    // The pii task purged the raw output of `extract` it read, in S3 too.
     assert!(
-        !keys.iter().any(|k| k.contains("/clean/") && k.ends_with(".parquet")),
+        !keys.iter().any(|k| k.contains("/extract/") && k.ends_with(".parquet")),
         "{keys:#?}"
     );
     let raw = raw_customer_ids();
     let mut leaks = Vec::new();
-    // `extract`'s dataset is the typed copy of the raw export (which is in
-    // S3 itself): the DAG pseudonymizes after `clean`, which keeps its
-    // input, so that copy stays (locally too). Every other artifact must be
-    // free of raw CustomerIDs.
-    for key in keys
-        .iter()
-        .filter(|k| k.ends_with(".parquet") && !k.contains("/extract/"))
-    {
+    // Every artifact left must be free of raw CustomerIDs.
+    for key in keys.iter().filter(|k| k.ends_with(".parquet")) {
         let body = aws
             .s3
             .get_object()

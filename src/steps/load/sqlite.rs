@@ -768,10 +768,10 @@ mod tests {
         let value = toml::Value::Table(toml::from_str("table = \"globex.orders\"\nschema = \"acme\"").unwrap());
         assert!(KIND.check(value).unwrap().iter().any(|p| p.path == "table"));
         // A template is checked once rendered, at run time.
-        let step = SqliteLoad {
+        let step = SqliteLoad(TableLoad {
             schema: Some("../globex".into()),
             ..toml::from_str("table = \"orders\"").unwrap()
-        };
+        });
         let err = step.database(&h.cx).unwrap_err().to_string();
         assert!(err.contains("not a valid schema name"), "{err}");
     }
