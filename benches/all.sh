@@ -24,9 +24,13 @@ mkdir -p "$OUT"
 
 bash scripts/services.sh >&2 || { echo "all.sh: the services did not start" >&2; exit 1; }
 set -a; . target/services.env; set +a
+# The Python baselines (pandas scripts, desbordante for FD discovery).
+python3 -m pip install -q pandas pyarrow desbordante 2>&1 | grep -vi "running pip as the .root. user" || true
 
 echo "== building (release)" >&2
-cargo build --release --locked --bin nightjar >&2 || exit 1
+# Bins and benches together: one feature set (dev-dependencies unify
+# features), so the cargo bench parts below do not rebuild everything.
+cargo build --release --locked --bins --benches >&2 || exit 1
 export NIGHTJAR_BIN=$ROOT/target/release/nightjar
 
 ALL=(data_plane pii normalize extract load_postgres schedule sfn report core ui)
