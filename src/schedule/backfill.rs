@@ -115,7 +115,7 @@ pub fn slots(dag: &Dag, from: NaiveDate, to: NaiveDate) -> Vec<Slot> {
 
 /// Plans each date against the history.
 pub fn plan(dag: &Dag, store: &Store, opts: &BackfillOptions) -> Result<Vec<PlannedDate>> {
-    let since = store.open_backfill(&opts.id(&dag.name))?;
+    let floor = store.open_backfill(&opts.id(&dag.name))?;
     let scheduler_has: HashSet<String> = store
         .open_decisions(&dag.name)?
         .into_iter()
@@ -137,8 +137,8 @@ pub fn plan(dag: &Dag, store: &Store, opts: &BackfillOptions) -> Result<Vec<Plan
                 Some(r) if r.state == RunState::Running => {
                     (Action::Resume, "left running by a dead process: resumes".into())
                 }
-                Some(r) if r.state == RunState::Success => match (&since, opts.rerun_succeeded) {
-                    (Some(s), true) if r.created_at >= *s && r.trigger == Trigger::Backfill => {
+                Some(r) if r.state == RunState::Success => match (floor, opts.rerun_succeeded) {
+                    (Some(f), true) if r.trigger == Trigger::Backfill && store.run_rowid(&r.run_id)? > f => {
                         (Action::Skip, "re-run by this backfill already".into())
                     }
                     (_, true) => (Action::Rerun, "succeeded; --rerun-succeeded runs it again".into()),

@@ -213,26 +213,27 @@ impl Store {
     // ---- backfills ----
 
     /// Starts a backfill, or finds the unfinished one with the same id
-    /// (same DAG, range and flags): returns its creation time.
-    pub fn begin_backfill(&self, id: &str, dag: &str, args: &str) -> Result<(String, bool)> {
+    /// (same DAG, range and flags): returns its run floor (the row id of
+    /// the newest run when it began) and whether it was found.
+    pub fn begin_backfill(&self, id: &str, dag: &str, args: &str) -> Result<(i64, bool)> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let existing: Option<(String, Option<String>)> = tx
+            let existing: Option<(Option<i64>, Option<String>)> = tx
                 .query_row(
-                    "SELECT created_at, finished_at FROM backfills WHERE id = ?1",
+                    "SELECT run_floor, finished_at FROM backfills WHERE id = ?1",
                     params![id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
             let out = match existing {
-                Some((created, None)) => (created, true),
+                Some((floor, None)) => (floor.unwrap_or(0), true),
                 _ => {
-                    let t = now();
+                    let floor: i64 = tx.query_row("SELECT COALESCE(MAX(rowid), 0) FROM runs", [], |r| r.get(0))?;
                     tx.execute(
-                        "INSERT OR REPLACE INTO backfills (id, dag, args, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![id, dag, args, t],
+                        "INSERT OR REPLACE INTO backfills (id, dag, args, created_at, run_floor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, dag, args, now(), floor],
                     )?;
-                    (t, false)
+                    (floor, false)
                 }
             };
             tx.commit()?;
@@ -240,15 +241,25 @@ impl Store {
         })
     }
 
-    /// The creation time of the unfinished backfill `id`, if any.
-    pub fn open_backfill(&self, id: &str) -> Result<Option<String>> {
+    /// The run floor of the unfinished backfill `id`, if any: runs with a
+    /// larger row id were created after it began.
+    pub fn open_backfill(&self, id: &str) -> Result<Option<i64>> {
         self.with(|c| {
             c.query_row(
-                "SELECT created_at FROM backfills WHERE id = ?1 AND finished_at IS NULL",
+                "SELECT COALESCE(run_floor, 0) FROM backfills WHERE id = ?1 AND finished_at IS NULL",
                 params![id],
                 |r| r.get(0),
             )
             .optional()
+        })
+    }
+
+    /// The row id of a run: its place in creation order.
+    pub fn run_rowid(&self, run_id: &str) -> Result<i64> {
+        self.with(|c| {
+            c.query_row("SELECT rowid FROM runs WHERE run_id = ?1", params![run_id], |r| {
+                r.get(0)
+            })
         })
     }
 

@@ -112,6 +112,14 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_dag ON audit (dag, id);
     "#,
+    // 4: a backfill remembers the last run that existed when it began, so
+    // "re-run by this backfill" compares run row ids, not wall-clock
+    // times (two runs can be created within one millisecond).
+    r#"
+    ALTER TABLE backfills ADD COLUMN run_floor INTEGER;
+    UPDATE backfills SET run_floor =
+        (SELECT COALESCE(MAX(rowid), 0) FROM runs WHERE runs.created_at < backfills.created_at);
+    "#,
 ];
 
 /// Brings a database up to the current schema.
