@@ -190,6 +190,16 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Sets a variable as if fetched (unit tests: no `std::env::set_var` in a
+/// threaded test binary).
+#[cfg(test)]
+pub(crate) fn set_for_test(name: &str, value: &str) {
+    table()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), value.to_string());
+}
+
 /// Names that an environment of the loaded project declares under
 /// `secrets` (names only: values are fetched when a run starts).
 fn declared() -> &'static RwLock<HashSet<String>> {

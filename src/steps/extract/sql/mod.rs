@@ -72,9 +72,10 @@ const LAST_WATERMARK: &str = "last_watermark";
 /// `TINYINT(1)` -> bool, `BIGINT UNSIGNED` -> decimal(20,0), `JSON` ->
 /// string, `BLOB` -> binary).
 ///
-/// A PostgreSQL connection takes `url` or `url_env` (an environment
-/// variable holding the URL), or `host`, `port`, `user`, `database`, and
-/// `password_env` (an environment variable holding the password), and
+/// A PostgreSQL connection (the same settings as a warehouse's, see
+/// `crate::warehouse::postgres`) takes `url` or `url_env` (an environment
+/// variable holding the URL), or `host`, `port`, `user`, `dbname` (or
+/// `database`), and `password_env` (an environment variable holding the password), and
 /// `tls`/`sslmode`/`root_cert` for TLS. A MySQL connection takes `url` or
 /// `url_env`, or `host`, `port`, `user`, `dbname` and `password_env`. A
 /// SQLite connection takes `path`. Credentials never appear in logs or

@@ -12,77 +12,12 @@ use super::Sink;
 use super::columns::{BatchBuilder, ColType, Value};
 use crate::spec::project::Connection;
 use crate::steps::StepContext;
-use crate::warehouse::pg_tls::Tls;
 
 /// Microseconds and days between 1970-01-01 and PostgreSQL's 2000-01-01.
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i32 = 10_957;
 /// The decimal type of `numeric` columns declared without precision.
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
-
-/// The connection's config (credentials from the environment) and a
-/// description safe to print.
-pub fn config(conn: &Connection) -> Result<(tokio_postgres::Config, Tls, String)> {
-    let s = &conn.settings;
-    let text = |k: &str| s.get(k).and_then(|v| v.as_str());
-    let env = |k: &str| -> Result<Option<String>> {
-        match text(k) {
-            None => Ok(None),
-            Some(var) => crate::secrets::var(var).map(Some).ok_or_else(|| {
-                anyhow!(
-                    "connection `{}`: environment variable `{var}` ({k}) is not set (export it, or declare it under [env.NAME.secrets])",
-                    conn.name
-                )
-            }),
-        }
-    };
-    let url = env("url_env")?.or_else(|| text("url").map(str::to_string));
-    let mut cfg: tokio_postgres::Config = match url {
-        Some(url) => url
-            .parse()
-            .map_err(|_| {
-                anyhow!(
-                    "connection `{}`: the PostgreSQL URL does not parse (for sslmode verify-ca/verify-full, write `sslmode` as a connection setting)",
-                    conn.name
-                )
-            })?,
-        None => tokio_postgres::Config::new(),
-    };
-    if let Some(h) = text("host") {
-        cfg.host(h);
-    }
-    if let Some(p) = s.get("port").and_then(|v| v.as_integer()) {
-        cfg.port(p as u16);
-    }
-    if let Some(u) = text("user") {
-        cfg.user(u);
-    }
-    if let Some(d) = text("database") {
-        cfg.dbname(d);
-    }
-    if let Some(p) = env("password_env")? {
-        cfg.password(p);
-    }
-    let tls = Tls::of(conn, &cfg)?;
-    cfg.application_name("nightjar");
-    cfg.connect_timeout(std::time::Duration::from_secs(30));
-    let host = cfg
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let shown = format!(
-        "postgres {host}:{port}/{} as {}{}",
-        cfg.get_dbname().unwrap_or("?"),
-        cfg.get_user().unwrap_or("?"),
-        if tls == Tls::Off { "" } else { " (TLS)" }
-    );
-    Ok((cfg, tls, shown))
-}
 
 /// Runs `sql` (with `$n` placeholders) bound to `params` and streams the
 /// rows into `sink`, `batch_rows` at a time.
@@ -94,7 +29,7 @@ pub async fn extract(
     batch_rows: usize,
     sink: &mut Sink,
 ) -> Result<()> {
-    let (mut cfg, tls, shown) = config(conn)?;
+    let (mut cfg, tls, shown) = crate::warehouse::postgres::config(conn)?;
     let (mut client, driver) = tls
         .connect(&mut cfg)
         .await
