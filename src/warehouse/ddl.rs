@@ -95,6 +95,18 @@ pub fn create_table(table: &TableName, columns: &[TargetColumn]) -> String {
     format!("CREATE TABLE {} ({})", table.sql(), cols.join(", "))
 }
 
+/// The statements that create `table` where it does not exist: its schema
+/// first (`CREATE SCHEMA IF NOT EXISTS`, so a project's first load creates
+/// the project's schema), then the table.
+pub fn create_statements(table: &TableName, columns: &[TargetColumn]) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(schema) = &table.schema {
+        out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)));
+    }
+    out.push(create_table(table, columns));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::datatypes::{Field, TimeUnit};
@@ -118,5 +130,11 @@ mod tests {
         let pg = columns_for(&schema, Dialect::Postgres, None);
         assert!(create_table(&t, &pg).contains("\"invoiceno\" TEXT NOT NULL"));
         assert_eq!(pg[2].arrow_type(), Some(DataType::Decimal128(10, 2)));
+        // The schema is created first when the table names one.
+        let stmts = create_statements(&t, &pg);
+        assert_eq!(stmts[0], "CREATE SCHEMA IF NOT EXISTS \"dw\"");
+        assert_eq!(stmts[1], create_table(&t, &pg));
+        let bare = TableName::parse("lines").unwrap();
+        assert_eq!(create_statements(&bare, &pg), [create_table(&bare, &pg)]);
     }
 }

@@ -114,7 +114,7 @@ impl Step for PostgresLoad {
                 );
             }
             target = ddl::columns_for(&input_schema, Dialect::Postgres, partition);
-            create_sql = Some(ddl::create_table(&table, &target));
+            create_sql = Some(ddl::create_statements(&table, &target).join(";\n"));
         }
         let part = partition.map(|p| (p.column.as_str(), p.value.as_str()));
         let mapping = schema::map_columns(&table, &target, &input_schema, part)?;

@@ -137,7 +137,7 @@ impl Step for RedshiftLoad {
                 );
             }
             target = ddl::columns_for(&input_schema, Dialect::Redshift, self.replaced_partition());
-            create_sql = Some(ddl::create_table(&table, &target));
+            create_sql = Some(ddl::create_statements(&table, &target));
         }
         let part = self.replaced_partition().map(|p| (p.column.as_str(), p.value.as_str()));
         let mapping = schema::map_columns(&table, &target, &input_schema, part)?;
@@ -161,7 +161,7 @@ impl Step for RedshiftLoad {
 
         // 3. One batch: one transaction.
         let mut sqls = Vec::new();
-        sqls.extend(create_sql.clone());
+        sqls.extend(create_sql.iter().flatten().cloned());
         sqls.push(format!("CREATE TEMP TABLE {STAGE} (LIKE {})", table.sql()));
         let copy_index = sqls.len();
         sqls.push(format!(
