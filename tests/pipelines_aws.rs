@@ -62,6 +62,8 @@ struct Aws {
     sqs: aws_sdk_sqs::Client,
     bucket: String,
     queue: String,
+    /// The env's alert queue (`report.alerts`).
+    alerts: String,
     server: DataApiServer,
     pg: tokio_postgres::Client,
     shop: String,
@@ -76,6 +78,15 @@ impl Aws {
         let queue = sqs
             .create_queue()
             .queue_name(format!("nj-{tag}-{}", std::process::id()))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let alerts = sqs
+            .create_queue()
+            .queue_name(format!("nj-{tag}-alerts-{}", std::process::id()))
             .send()
             .await
             .unwrap()
@@ -105,16 +116,17 @@ impl Aws {
             sqs,
             bucket,
             queue,
+            alerts,
             server,
             pg,
             shop,
         }
     }
 
-    /// Uploads every file of `dir` under `prefix`.
+    /// Uploads every file of `dir` under `prefix`, at its path below `dir`.
     async fn upload(&self, dir: &Path, prefix: &str) {
         for f in files(dir) {
-            let key = format!("{prefix}{}", f.file_name().unwrap().to_string_lossy());
+            let key = format!("{prefix}{}", f.strip_prefix(dir).unwrap().to_string_lossy());
             self.s3
                 .put_object()
                 .bucket(&self.bucket)
@@ -145,7 +157,7 @@ kind = "postgres"
 url_env = "MULTI_SOURCE_PG_URL"
 
 [env.aws]
-report = {{ sqs = "{queue}", region = "us-east-1", endpoint_url = "{ep}" }}
+report = {{ sqs = "{queue}", region = "us-east-1", endpoint_url = "{ep}", alerts = {{ on_failure = {{ sqs = "{alerts}" }} }} }}
 {dispatch}
 
 # Every DAG's `input` is its own prefix of the bucket.
@@ -173,6 +185,7 @@ kind = "postgres"
 url_env = "MULTI_SOURCE_PG_URL"
 "#,
             queue = self.queue,
+            alerts = self.alerts,
             api = self.server.endpoint,
         )
     }
@@ -192,14 +205,19 @@ url_env = "MULTI_SOURCE_PG_URL"
         out
     }
 
-    /// Every event the runs sent to the queue.
+    /// Every event the runs sent to the events queue.
     async fn events(&self) -> Vec<serde_json::Value> {
+        self.drain(&self.queue).await
+    }
+
+    /// Every message of `queue`, as JSON, received and deleted.
+    async fn drain(&self, queue: &str) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         loop {
             let r = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue)
+                .queue_url(queue)
                 .max_number_of_messages(10)
                 .send()
                 .await
@@ -211,7 +229,7 @@ url_env = "MULTI_SOURCE_PG_URL"
                 out.push(serde_json::from_str(m.body().unwrap()).unwrap());
                 self.sqs
                     .delete_message()
-                    .queue_url(&self.queue)
+                    .queue_url(queue)
                     .receipt_handle(m.receipt_handle().unwrap())
                     .send()
                     .await
@@ -229,7 +247,9 @@ url_env = "MULTI_SOURCE_PG_URL"
             let _ = self.s3.delete_object().bucket(&self.bucket).key(k).send().await;
         }
         let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;
-        let _ = self.sqs.delete_queue().queue_url(&self.queue).send().await;
+        for q in [&self.queue, &self.alerts] {
+            let _ = self.sqs.delete_queue().queue_url(q).send().await;
+        }
         let _ = self
             .pg
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.shop))
@@ -264,12 +284,8 @@ fn command(dir: &Path) -> Command {
 /// Runs `nightjar run` in `dir` off the runtime (the test servers live on
 /// it) and fails with the output unless it succeeds.
 async fn run(dir: &Path, args: &[&str]) {
-    let mut cmd = command(dir);
-    cmd.arg("run").args(args);
     let what = args.join(" ");
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let out = try_run(dir, args).await;
     if !out.status.success() {
         // The task errors, for the failure message.
         let dag = Path::new(args[0]).file_stem().unwrap().to_string_lossy().into_owned();
@@ -284,8 +300,22 @@ async fn run(dir: &Path, args: &[&str]) {
     }
 }
 
+/// Runs `nightjar run` in `dir` off the runtime; its output, whatever the outcome.
+async fn try_run(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = command(dir);
+    cmd.arg("run").args(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
 fn sqlite_counts(dir: &Path, tables: &[&str]) -> BTreeMap<String, i64> {
-    let db = rusqlite::Connection::open(dir.join(".nightjar/warehouse.db")).unwrap();
+    sqlite_file_counts(&dir.join(".nightjar/warehouse.db"), tables)
+}
+
+fn sqlite_file_counts(file: &Path, tables: &[&str]) -> BTreeMap<String, i64> {
+    assert!(file.exists(), "{}", file.display());
+    let db = rusqlite::Connection::open(file).unwrap();
     tables
         .iter()
         .map(|t| {
@@ -458,6 +488,184 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     assert_eq!(loads, 3);
 
     drop(api);
+    aws.clean_up().await;
+}
+
+const CAFE_TABLES: &[&str] = &["cafe_branches", "cafe_products", "cafe_orders", "cafe_order_items"];
+const INGEST_DATE: &str = "2024-05-01";
+
+/// cafe_branches and customer_ingest under `--env aws`: the same rows as
+/// under `--env local`, customer_ingest's projects each in their own
+/// Redshift schema, and a failed customer_ingest run alerting the env's SQS
+/// queue (`report.alerts`, in place of the DAG's local command).
+#[tokio::test(flavor = "multi_thread")]
+async fn cafe_and_customer_ingest_run_unchanged_under_env_aws() {
+    let aws = Aws::start("cafe").await;
+    aws.upload(&repo().join("data/sample/cafe"), "input/cafe_branches/")
+        .await;
+    aws.upload(&repo().join("data/sample/customer_ingest"), "input/customer_ingest/")
+        .await;
+    // The projects' schemas live beside the server's own: start clean.
+    let db = aws.server.db().await;
+    db.batch_execute("DROP SCHEMA IF EXISTS acme CASCADE; DROP SCHEMA IF EXISTS globex CASCADE")
+        .await
+        .unwrap();
+    let (local, remote) = (project(&aws, ""), project(&aws, ""));
+    for (dir, env) in [(&local, "local"), (&remote, "aws")] {
+        for date in ["2021-02-22", "2021-02-23"] {
+            run(dir.path(), &["dags/cafe_branches.toml", "--date", date, "--env", env]).await;
+        }
+        run(
+            dir.path(),
+            &["dags/customer_ingest.toml", "--date", INGEST_DATE, "--env", env],
+        )
+        .await;
+    }
+
+    let want = sqlite_counts(local.path(), CAFE_TABLES);
+    eprintln!("cafe rows per table: {want:?}");
+    assert!(want.values().all(|n| *n > 0), "{want:?}");
+    assert_eq!(aws.counts(CAFE_TABLES).await, want, "cafe: redshift vs sqlite");
+    for project in ["acme", "globex"] {
+        let file = local.path().join(format!(".nightjar/warehouse.{project}.db"));
+        let want = sqlite_file_counts(&file, &["customers"]);
+        assert_eq!(want["customers"], 4);
+        let table = format!("{project}.customers");
+        let got = aws.counts(&[table.as_str()]).await;
+        assert_eq!(got[&table], want["customers"], "{project}: redshift vs sqlite");
+    }
+    // Isolation: no project's table in the server's own schema.
+    let stray = db
+        .query(
+            "SELECT 1 FROM information_schema.tables WHERE table_name = 'customers' AND table_schema = $1",
+            &[&aws.server.schema],
+        )
+        .await
+        .unwrap();
+    assert!(stray.is_empty(), "a customers table in the server's own schema");
+    // No card number in the warehouse: the sample's cards are masked.
+    let cards = db
+        .query_one("SELECT COUNT(*) FROM cafe_orders WHERE card_number ~ '[0-9]{8}'", &[])
+        .await;
+    match cards {
+        Ok(r) => assert_eq!(r.get::<_, i64>(0), 0),
+        Err(e) => panic!("reading cafe_orders.card_number: {e}"),
+    }
+
+    // A file with a date written a third way: acme's standardize quarantines
+    // it and fails; the env's alert queue gets the run_failed document.
+    let bad = "customer_id,name,email,signup_date,country\nA-009,Zed Failing,zed@x.example,May 2nd,US\n";
+    aws.s3
+        .put_object()
+        .bucket(&aws.bucket)
+        .key("input/customer_ingest/acme/incoming/late-2024-05-02.csv")
+        .body(bad.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = try_run(
+        remote.path(),
+        &["dags/customer_ingest.toml", "--date", "2024-05-02", "--env", "aws"],
+    )
+    .await;
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut alerts = Vec::new();
+    for _ in 0..50 {
+        alerts.extend(aws.drain(&aws.alerts).await);
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "run_failed");
+    assert_eq!(alerts[0]["dag"], "customer_ingest");
+    assert_eq!(alerts[0]["logical_date"], "2024-05-02");
+    assert!(alerts[0].to_string().contains("acme_standardize"), "{}", alerts[0]);
+    assert!(
+        !alerts[0].to_string().contains("Zed Failing"),
+        "no raw name in the alert"
+    );
+    // The DAG's own (local) target was replaced in this env, not added to.
+    assert!(!remote.path().join(".nightjar/alerts").exists());
+
+    db.batch_execute("DROP SCHEMA IF EXISTS acme CASCADE; DROP SCHEMA IF EXISTS globex CASCADE")
+        .await
+        .unwrap();
+    aws.clean_up().await;
+}
+
+/// Rewrites a file of a scratch project.
+fn edit(path: &Path, f: impl Fn(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, f(text)).unwrap();
+}
+
+/// Rows of every `<task>/<name>.parquet` artifact of `task` under `dir`'s
+/// artifact store, by output name.
+fn artifact_rows(dir: &Path, task: &str) -> BTreeMap<String, i64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    files(&dir.join(".nightjar/artifacts"))
+        .into_iter()
+        .filter(|f| {
+            f.extension().is_some_and(|e| e == "parquet")
+                && f.parent().and_then(Path::file_name).is_some_and(|n| n == task)
+        })
+        .map(|f| {
+            let reader = SerializedFileReader::new(std::fs::File::open(&f).unwrap()).unwrap();
+            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, reader.metadata().file_metadata().num_rows())
+        })
+        .collect()
+}
+
+/// The Online Retail year (305 files, 541,909 rows), normalized and loaded
+/// through the Data API test server in one run: every warehouse table
+/// holds exactly the rows its upstream task wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn retail_year_normalized_loads_through_the_data_api_with_exact_counts() {
+    let aws = Aws::start("year").await;
+    let dir = project(&aws, "");
+    // One run over every file: the extract reads the glob, the loads replace.
+    edit(&dir.path().join("jobs/retail/extract.toml"), |s| {
+        s.replace("{{ ds }}.csv", "*.csv")
+    });
+    edit(&dir.path().join("dags/retail_nightly.toml"), |s| {
+        s.replace("mode = \"replace_partition\"", "mode = \"replace\"")
+            .replace("partition = { column = \"order_date\", value = \"{{ ds }}\" }\n", "")
+    });
+    let data = repo().join("../shared/data/online-retail/by-day");
+    assert!(data.is_dir(), "the Online Retail data in ../shared/data");
+    let input = format!("input={}", data.display());
+    run(
+        dir.path(),
+        &[
+            "dags/retail_nightly.toml",
+            "--date",
+            "2011-12-09",
+            "--env",
+            "aws",
+            "--var",
+            &input,
+        ],
+    )
+    .await;
+
+    let normalized = artifact_rows(dir.path(), "normalize");
+    let cleaned = artifact_rows(dir.path(), "clean");
+    eprintln!("normalize wrote {normalized:?}; clean wrote {cleaned:?}");
+    let mut want = BTreeMap::new();
+    for t in ["customers", "products", "invoices", "invoice_lines"] {
+        want.insert(t.to_string(), normalized[t]);
+    }
+    want.insert("orders".into(), cleaned["default"]);
+    want.insert("cancelled_orders".into(), cleaned["cancelled"]);
+    // The year as known from the data set: every kept line is an invoice line.
+    assert_eq!(want["invoice_lines"], want["orders"]);
+    assert!(want["orders"] > 500_000 && want["cancelled_orders"] > 9_000, "{want:?}");
+    let tables: Vec<&str> = want.keys().map(String::as_str).collect();
+    assert_eq!(aws.counts(&tables).await, want, "warehouse vs the upstream outputs");
+    assert_eq!(aws.keys("staging/").await, Vec::<String>::new());
     aws.clean_up().await;
 }
 

@@ -151,6 +151,48 @@ impl Alerts {
                 "add `sla = \"06:00\"` (the local time the run must have succeeded by)".into(),
             ));
         }
+        out.extend(self.check_targets());
+        out
+    }
+
+    /// Checks of an env's `report.alerts`: targets only (the SLA is the
+    /// DAG's own).
+    pub fn check_env(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if self.sla.is_some() {
+            out.push((
+                "sla".into(),
+                "an env's alerts cannot set an `sla`".into(),
+                "set `sla` in the DAG's [alerts]; the env's `on_sla_miss` targets then receive its misses".into(),
+            ));
+        }
+        out.extend(self.check_targets());
+        out
+    }
+
+    /// This DAG's alerts in an env whose `report.alerts` is `env`: a trigger
+    /// the env sets (`on_failure`, `on_success`, `on_sla_miss`) replaces
+    /// the DAG's targets for it; the others, and the SLA, stay the DAG's.
+    /// So a DAG can run a command on failure locally and send to an SQS
+    /// queue on AWS.
+    pub fn in_env(&self, env: Option<&Alerts>) -> Alerts {
+        let mut out = self.clone();
+        if let Some(env) = env {
+            for (mine, theirs) in [
+                (&mut out.on_failure, &env.on_failure),
+                (&mut out.on_success, &env.on_success),
+                (&mut out.on_sla_miss, &env.on_sla_miss),
+            ] {
+                if !theirs.is_empty() {
+                    mine.clone_from(theirs);
+                }
+            }
+        }
+        out
+    }
+
+    fn check_targets(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
         for (trigger, list) in self.lists() {
             for (i, t) in list.iter().enumerate() {
                 let path = format!("{}[{i}]", trigger.key());
@@ -347,10 +389,11 @@ pub struct AlertSink {
     project_dir: PathBuf,
 }
 
-/// The sinks of a DAG's alerts.
-pub async fn sinks(dag: &Dag, aws: &AwsOptions, project_dir: &std::path::Path) -> Vec<Arc<dyn Sink>> {
+/// The sinks of a DAG's alerts (`alerts`: the DAG's, as its env changes
+/// them, see [`Alerts::in_env`]).
+pub async fn sinks(dag: &str, alerts: &Alerts, aws: &AwsOptions, project_dir: &std::path::Path) -> Vec<Arc<dyn Sink>> {
     let mut out: Vec<Arc<dyn Sink>> = Vec::new();
-    for (trigger, list) in dag.alerts.lists() {
+    for (trigger, list) in alerts.lists() {
         for target in list {
             let sqs = match &target.sqs {
                 Some(url) => Some(super::sqs::SqsSink::new(aws, url).await),
@@ -363,7 +406,7 @@ pub async fn sinks(dag: &Dag, aws: &AwsOptions, project_dir: &std::path::Path) -
                     .expect("an HTTP client with rustls builds")
             });
             out.push(Arc::new(AlertSink {
-                dag: dag.name.clone(),
+                dag: dag.to_string(),
                 trigger,
                 target: target.clone(),
                 sqs,
@@ -472,5 +515,39 @@ impl Sink for AlertSink {
             self.alert(doc).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_replaces_the_triggers_it_sets() {
+        let target = |c: &str| AlertTarget {
+            command: Some(c.into()),
+            ..Default::default()
+        };
+        let dag = Alerts {
+            sla: Some("06:00".into()),
+            on_failure: vec![target("local-failure")],
+            on_success: vec![target("local-success")],
+            on_sla_miss: vec![],
+        };
+        assert_eq!(dag.in_env(None), dag);
+        let env = Alerts {
+            on_failure: vec![target("queue-a"), target("queue-b")],
+            ..Default::default()
+        };
+        let got = dag.in_env(Some(&env));
+        assert_eq!(got.on_failure, env.on_failure);
+        assert_eq!(got.on_success, dag.on_success, "not set by the env: the DAG's");
+        assert_eq!(got.sla, dag.sla, "the SLA is the DAG's");
+        assert!(env.check_env().is_empty());
+        let with_sla = Alerts {
+            sla: Some("06:00".into()),
+            ..env
+        };
+        assert_eq!(with_sla.check_env()[0].0, "sla");
     }
 }

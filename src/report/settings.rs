@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
+use super::alert::Alerts;
 use super::{DeliveryOptions, Reporter, Sink};
 use crate::aws::AwsOptions;
 use crate::spec::{Dag, Environment, Project};
@@ -54,6 +55,12 @@ pub struct ReportSettings {
     pub buffer: Option<usize>,
     /// `false` turns reporting off (including the local default).
     pub enabled: Option<bool>,
+    /// Alert targets for every DAG run in this env, written like a DAG's
+    /// `[alerts]` without `sla`: a trigger set here replaces the DAG's own
+    /// targets for that trigger, the others stay the DAG's. A DAG that runs
+    /// a command on failure locally alerts an SQS queue on AWS with
+    /// `report = { alerts = { on_failure = { sqs = "https://sqs..." } } }`.
+    pub alerts: Option<Alerts>,
 }
 
 impl ReportSettings {
@@ -121,7 +128,8 @@ impl ReportSettings {
 }
 
 /// The reporter for one run of `dag` in `env`: the env's sinks (or the
-/// `--report` flag's, which replace them) plus the DAG's alerts. `None`
+/// `--report` flag's, which replace them) plus the DAG's alerts as the env
+/// changes them ([`Alerts::in_env`]). `None`
 /// when there is nothing to report to.
 pub async fn reporter_for(
     project: &Project,
@@ -129,12 +137,15 @@ pub async fn reporter_for(
     dag: &Dag,
     flag: Option<&str>,
 ) -> Result<Option<Arc<Reporter>>> {
+    let of_env = ReportSettings::of_env(env)?;
+    // The env's alerts hold whatever sinks `--report` picks.
+    let alerts = dag.alerts.in_env(of_env.alerts.as_ref());
     let settings = match flag {
         Some(f) => ReportSettings::from_flag(f)?,
-        None => ReportSettings::of_env(env)?,
+        None => of_env,
     };
     let mut sinks = settings.sinks(&project.root).await?;
-    sinks.extend(super::alert::sinks(dag, &settings.aws(), &project.root).await);
+    sinks.extend(super::alert::sinks(&dag.name, &alerts, &settings.aws(), &project.root).await);
     if sinks.is_empty() {
         return Ok(None);
     }

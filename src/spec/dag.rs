@@ -448,23 +448,8 @@ impl Loader<'_> {
 
     /// Unknown keys in `[alerts]` and in its target tables.
     fn check_alert_keys(&mut self, doc: &Doc) {
-        use crate::report::alert::{Alerts, TARGET_KEYS};
-        let Some(Value::Table(a)) = doc.table.get("alerts") else {
-            return;
-        };
-        doc.check_keys("alerts", a, field_names::<Alerts>(), &mut self.diags);
-        for (key, v) in a {
-            match v {
-                Value::Table(t) => doc.check_keys(&format!("alerts.{key}"), t, TARGET_KEYS, &mut self.diags),
-                Value::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        if let Value::Table(t) = item {
-                            doc.check_keys(&format!("alerts.{key}[{i}]"), t, TARGET_KEYS, &mut self.diags);
-                        }
-                    }
-                }
-                _ => {}
-            }
+        if let Some(Value::Table(a)) = doc.table.get("alerts") {
+            check_alert_keys(doc, "alerts", a, &mut self.diags);
         }
     }
 
@@ -917,6 +902,26 @@ fn merge(base: &mut Table, over: &Table) {
             _ => {
                 base.insert(k.clone(), v.clone());
             }
+        }
+    }
+}
+
+/// Unknown keys in an alerts table at `base` (a DAG's `[alerts]`, an env's
+/// `report.alerts`) and in its target tables.
+pub(crate) fn check_alert_keys(doc: &Doc, base: &str, a: &toml::Table, diags: &mut Vec<Diagnostic>) {
+    use crate::report::alert::{Alerts, TARGET_KEYS};
+    doc.check_keys(base, a, field_names::<Alerts>(), diags);
+    for (key, v) in a {
+        match v {
+            Value::Table(t) => doc.check_keys(&format!("{base}.{key}"), t, TARGET_KEYS, diags),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Table(t) = item {
+                        doc.check_keys(&format!("{base}.{key}[{i}]"), t, TARGET_KEYS, diags);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }

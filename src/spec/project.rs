@@ -217,6 +217,9 @@ impl Project {
                     if let Some(toml::Value::Table(r)) = t.get("report") {
                         let keys = field_names::<crate::report::ReportSettings>();
                         doc.check_keys(&format!("env.{name}.report"), r, keys, diags);
+                        if let Some(a) = r.get("alerts") {
+                            check_env_alerts(doc, name, a, diags);
+                        }
                     }
                 }
             }
@@ -322,6 +325,21 @@ impl Project {
     }
 }
 
+/// Checks `env.NAME.report.alerts`: its keys, and its targets as a DAG's
+/// `[alerts]` are checked.
+fn check_env_alerts(doc: &Doc, env: &str, value: &toml::Value, diags: &mut Vec<Diagnostic>) {
+    let base = format!("env.{env}.report.alerts");
+    if let toml::Value::Table(t) = value {
+        super::dag::check_alert_keys(doc, &base, t, diags);
+    }
+    let Some(alerts) = doc.deserialize_all::<crate::report::alert::Alerts>(&base, value.clone(), diags) else {
+        return;
+    };
+    for (path, msg, hint) in alerts.check_env() {
+        diags.push(Diagnostic::error(doc.value_origin(&format!("{base}.{path}")), msg).with_hint(hint));
+    }
+}
+
 /// Reads `env.NAME.secrets`: each entry a reference with exactly one place.
 fn check_secrets(
     doc: &Doc,
@@ -413,6 +431,40 @@ mod tests {
         let p = Project::load(dir.path()).unwrap();
         assert_eq!(p.envs["aws"].secrets["A"].ssm.as_deref(), Some("/a"));
         assert!(crate::secrets::known("A"), "declared names are known to validate");
+    }
+
+    #[test]
+    fn env_alerts_are_checked_with_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(PROJECT_FILE);
+        std::fs::write(
+            &file,
+            "[env.aws.report]\nsqs = \"https://q\"\n[env.aws.report.alerts]\nsla = \"06:00\"\n\
+             on_failure = { sqs = \"oncall\" }\non_falure = { command = \"x\" }\n",
+        )
+        .unwrap();
+        let text = Project::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            text.contains("nightjar.toml:4:") && text.contains("cannot set an `sla`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nightjar.toml:5:") && text.contains("not an SQS queue URL"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nightjar.toml:6:") && text.contains("on_failure"),
+            "did you mean: {text}"
+        );
+
+        std::fs::write(
+            &file,
+            "[env.aws.report.alerts]\non_failure = [{ sqs = \"https://q\" }, { webhook = \"https://h\" }]\n",
+        )
+        .unwrap();
+        let p = Project::load(dir.path()).unwrap();
+        let s = crate::report::ReportSettings::of_env(&p.envs["aws"]).unwrap();
+        assert_eq!(s.alerts.unwrap().on_failure.len(), 2);
     }
 
     #[test]
