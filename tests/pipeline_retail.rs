@@ -39,8 +39,8 @@ fn retail_nightly_sample_days_into_tables_views_and_raw_zone() {
         assert_eq!(count(&db, table) as u64, n.as_u64().unwrap(), "rows of {table}");
     }
 
-    // 2010-12-04 had no export: skipped, views included; the archive task
-    // (independent of extract) finds nothing to copy and succeeds.
+    // 2010-12-04 had no export: skipped, views included (nothing archived);
+    // the archive task (the raw zone's retention, no upstream) succeeds.
     let show = p.nightjar(&["show", "retail_nightly@2010-12-04", "--json"]);
     let v: Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["run"]["state"], "success");

@@ -160,9 +160,10 @@ url_env = "MULTI_SOURCE_PG_URL"
 report = {{ sqs = "{queue}", region = "us-east-1", endpoint_url = "{ep}", alerts = {{ on_failure = {{ sqs = "{alerts}" }} }} }}
 {dispatch}
 
-# Every DAG's `input` is its own prefix of the bucket.
+# Every DAG's `input` is its own prefix of the bucket; retail's raw zone too.
 [env.aws.vars]
 input = "s3://{b}/input/{{{{ dag }}}}"
+archive = "s3://{b}/archive/{{{{ dag }}}}"
 
 [env.aws.connections.warehouse]
 kind = "redshift"
@@ -465,6 +466,33 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     // The staged files were deleted after each load; the input is untouched.
     assert_eq!(aws.keys("staging/").await, Vec::<String>::new());
     assert_eq!(aws.keys("input/retail_nightly/").await.len(), 3);
+    // The raw zone on S3: each date's export copied as received.
+    let archived = aws.keys("archive/retail_nightly/").await;
+    assert_eq!(
+        archived,
+        RETAIL_DATES
+            .iter()
+            .map(|d| format!("archive/retail_nightly/{d}/{d}.csv"))
+            .collect::<Vec<_>>()
+    );
+    let copy = aws
+        .s3
+        .get_object()
+        .bucket(&aws.bucket)
+        .key(&archived[0])
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let raw = std::fs::read(repo().join(format!("data/sample/online-retail/by-day/{}.csv", RETAIL_DATES[0]))).unwrap();
+    assert!(
+        copy.as_ref() == raw.as_slice(),
+        "the archived copy is the file as received"
+    );
 
     // Events: every aws run's start and end went to SQS.
     let events = aws.events().await;
@@ -647,6 +675,9 @@ async fn retail_year_normalized_loads_through_the_data_api_with_exact_counts() {
             "aws",
             "--var",
             &input,
+            // Local input: a local raw zone (the archive is on the input's side).
+            "--var",
+            "archive=archive/retail_nightly",
         ],
     )
     .await;

@@ -212,7 +212,7 @@ fn a_day_without_an_export_is_skipped_not_failed() {
     let tasks = v["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 12);
     for t in tasks {
-        // `archive` reads the raw folder itself: nothing to copy, success.
+        // `archive` (the raw zone's retention) needs no upstream: it runs.
         let want = if t["task"]["task_id"] == "archive" {
             "success"
         } else {

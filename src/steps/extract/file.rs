@@ -15,7 +15,7 @@
 //! if_missing = "skip"
 //! ```
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -57,7 +57,15 @@ impl StepConfig for FileExtract {
 impl Step for FileExtract {
     async fn run(&self, cx: &StepContext) -> Result<StepOutput> {
         let mut cfg = self.0.clone();
-        if cfg.path.as_deref().is_some_and(|p| p.starts_with("s3://")) {
+        let on_s3 = |v: &Option<String>| v.as_deref().is_some_and(|p| p.starts_with("s3://"));
+        if let Some(a) = &cfg.archive
+            && on_s3(&cfg.path) != on_s3(&cfg.archive)
+        {
+            bail!(
+                "`archive = \"{a}\"` and `path` are not on the same side (S3 and local): archive S3 input under an s3:// prefix, local input under a folder"
+            );
+        }
+        if on_s3(&cfg.path) {
             cfg.uri = cfg.path.take();
             return super::s3::S3Extract(cfg).run(cx).await;
         }
@@ -73,6 +81,9 @@ impl Step for FileExtract {
                     IfMissing::Empty => {}
                 }
             }
+            if let Some(archive) = &cfg.archive {
+                archive_files(&cx, &files, archive)?;
+            }
             let sources = files
                 .into_iter()
                 .map(|p| Source {
@@ -86,6 +97,29 @@ impl Step for FileExtract {
         })
         .await
     }
+}
+
+/// Copies each file, as received, into the `archive` folder: the folder
+/// (and any it creates) owner-only, each copy owner-read/write only.
+fn archive_files(cx: &StepContext, files: &[std::path::PathBuf], archive: &str) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = cx.resolve(archive);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating the archive folder {}", dir.display()))?;
+    for f in files {
+        let dest = dir.join(f.file_name().unwrap_or_default());
+        // Written under a temporary name and renamed: an interrupted copy
+        // never looks archived.
+        let part = dest.with_extension("part");
+        std::fs::copy(f, &part).with_context(|| format!("archiving {} into {}", f.display(), dir.display()))?;
+        std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&part, &dest)?;
+        cx.log.note(&format!("archived {} to {}", f.display(), dest.display()));
+    }
+    Ok(())
 }
 
 /// The files a path or glob names, in name order.
@@ -161,6 +195,27 @@ UnitPrice = "decimal(10,2)"
                 .value(0),
             17850
         );
+    }
+
+    #[tokio::test]
+    async fn archive_copies_each_file_as_received_owner_only_even_when_it_fails_to_parse() {
+        use std::os::unix::fs::PermissionsExt;
+        let h = Harness::new("orders");
+        h.file("in/orders.csv", ORDERS);
+        let config = TYPED.replace("max_bad_rows = 1", "max_bad_rows = 0\narchive = \"raw/2010-12-01/\"");
+        assert!(h.run(&KIND, &config).await.is_err(), "one bad row, none allowed");
+        let copy = h.path().join("raw/2010-12-01/orders.csv");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), ORDERS);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&copy), 0o600);
+        assert_eq!(mode(&h.path().join("raw/2010-12-01")), 0o700);
+        assert_eq!(mode(&h.path().join("raw")), 0o700);
+
+        let wrong_side = TYPED.replace("max_bad_rows = 1", "max_bad_rows = 1\narchive = \"s3://raw/in/\"");
+        let Err(err) = h.run(&KIND, &wrong_side).await else {
+            panic!("a local path archived to S3 must be refused");
+        };
+        assert!(err.to_string().contains("not on the same side"), "{err}");
     }
 
     #[tokio::test]

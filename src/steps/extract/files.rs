@@ -112,8 +112,15 @@ pub struct FilesConfig {
     /// A sensor: when nothing matches yet, poll (with backoff) until it
     /// appears or this long has passed, e.g. `"30m"`. (`extract.s3`)
     pub wait_for: Option<crate::spec::duration::HumanDuration>,
-    /// Copy each object read, server-side, under this prefix
-    /// (`"s3://archive/raw/{{ ds }}/"`), keeping its file name. (`extract.s3`)
+    /// The raw zone: a copy of each file read, as received, under this
+    /// folder or prefix (`"s3://archive/raw/{{ ds }}/"`, or with
+    /// `extract.file` a local folder such as `"archive/{{ ds }}/"`),
+    /// keeping its name, made before the file is parsed (a file that fails
+    /// to parse is still archived). On S3 the copy is server-side; locally
+    /// the folder and files are owner-only (0700 / 0600), since raw files
+    /// may hold PII. The archive is on the same side as the input: S3 to
+    /// S3, local to local. Retention is the archive's own (an S3 lifecycle
+    /// rule; a task that deletes old local folders).
     pub archive: Option<String>,
 }
 
@@ -142,7 +149,6 @@ impl FilesConfig {
             for (key, set) in [
                 ("connection", self.connection.is_some()),
                 ("wait_for", self.wait_for.is_some()),
-                ("archive", self.archive.is_some()),
             ] {
                 if set {
                     p.push(ConfigProblem::new(key, format!("`{key}` is for `extract.s3` only")).hint("remove it"));
