@@ -519,6 +519,46 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     aws.clean_up().await;
 }
 
+/// Every value of every table of PostgreSQL `schema`, one per line.
+async fn pg_schema_text(db: &tokio_postgres::Client, schema: &str) -> String {
+    let tables = db
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for t in tables {
+        let name: String = t.get(0);
+        let rows = db
+            .query(&format!("SELECT t::text FROM \"{schema}\".\"{name}\" t"), &[])
+            .await
+            .unwrap();
+        for r in rows {
+            text.push_str(&r.get::<_, String>(0));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The customer names and card numbers of the café sample (fields 3 and 7).
+fn cafe_pii() -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for f in files(&repo().join("data/sample/cafe")) {
+        let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(&f).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            out.insert(rec[2].to_string());
+            if let Some((_, number)) = rec[6].split_once(',') {
+                out.insert(number.to_string());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 const CAFE_TABLES: &[&str] = &["cafe_branches", "cafe_products", "cafe_orders", "cafe_order_items"];
 const INGEST_DATE: &str = "2024-05-01";
 
@@ -578,6 +618,23 @@ async fn cafe_and_customer_ingest_run_unchanged_under_env_aws() {
     match cards {
         Ok(r) => assert_eq!(r.get::<_, i64>(0), 0),
         Err(e) => panic!("reading cafe_orders.card_number: {e}"),
+    }
+
+    // No customer name or card number anywhere the aws runs stored: their
+    // .nightjar/ (history, logs, artifacts) and the warehouse's schemas.
+    let pii = cafe_pii();
+    assert!(pii.len() > 100 && pii.iter().any(|v| v.len() >= 13), "{}", pii.len());
+    let mut stored = support::project::everything_stored(&remote.path().join(".nightjar"));
+    for schema in [aws.server.schema.as_str(), "acme", "globex"] {
+        stored.push((schema.into(), pg_schema_text(&db, schema).await));
+    }
+    assert!(
+        stored.iter().any(|(_, t)| t.contains("Chesterfield")),
+        "the tables were read"
+    );
+    support::project::assert_absent(&stored, &pii, false);
+    for raw in ["Ada Lovelace", "ada.lovelace@example.com", "Ada.Lovelace@Example.COM"] {
+        assert!(!stored.iter().any(|(_, t)| t.contains(raw)), "`{raw}` stored");
     }
 
     // A file with a date written a third way: acme's standardize quarantines
