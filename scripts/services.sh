@@ -93,7 +93,7 @@ moto_up() {
     python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/', timeout=1)" 2>/dev/null
 }
 # 5.2.5 fixes Step Functions executions after the first in a region
-# (getmoto/moto#10077), which tests/sfn_e2e.rs needs.
+# (getmoto/moto#10077), which tests/it/sfn_e2e.rs needs.
 moto_current() {
     python3 - <<'PY' 2>/dev/null
 import moto.server, flask_cors
@@ -166,7 +166,7 @@ NIGHTJAR_TEST_MYSQL=mysql://nightjar:nightjar@127.0.0.1:$MYSQL_PORT/nightjar
 EOF
 echo "== services ready ($ENV_FILE)"
 
-# --- asl-validator (npm), for tests/sfn_compile.rs ------------------------------
+# --- asl-validator (npm), for tests/it/sfn_compile.rs ------------------------------
 # Checks the Amazon States Language nightjar compiles DAGs to. Installed into
 # target/node (gitignored); skipped when already there.
 if [ ! -x target/node/node_modules/.bin/asl-validator ]; then
@@ -174,7 +174,7 @@ if [ ! -x target/node/node_modules/.bin/asl-validator ]; then
     npm install --silent --no-audit --no-fund --prefix target/node asl-validator >/dev/null
 fi
 
-# --- chromium (apt) and playwright-core (npm), for tests/ui_e2e.rs --------------
+# --- chromium (apt) and playwright-core (npm), for tests/it/ui_e2e.rs --------------
 # The web UI's end-to-end test drives Debian's chromium through
 # playwright-core (the library only: no browser download, never
 # `npx playwright install`).

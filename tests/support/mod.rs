@@ -1,6 +1,7 @@
 //! Shared by the integration tests that need it (`mod support;`).
 #![allow(dead_code)]
 
+pub mod api_server;
 pub mod project;
 pub mod redshift_data_api;
 pub mod step;

@@ -1,6 +1,6 @@
 //! `extract.sql` against the real MySQL-compatible test server (MariaDB,
 //! a database per test). Incremental runs across the run history are
-//! tested end to end in `tests/extract_sql.rs`.
+//! tested end to end in `tests/it/extract_sql.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

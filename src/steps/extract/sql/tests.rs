@@ -1,6 +1,6 @@
 //! `extract.sql` against the real PostgreSQL server (a schema per test)
 //! and SQLite files. Incremental runs across the run history are tested
-//! end to end in `tests/extract_sql.rs`.
+//! end to end in `tests/it/extract_sql.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,17 +2,15 @@
 //! rollback on failure, schema-mismatch refusal with a diff, `create`, and
 //! the binary COPY of every supported type.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::step::StepRun;
 use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
     TimestampMicrosecondArray,
 };
 use arrow::record_batch::RecordBatch;
 use nightjar::steps::load::postgres::KIND;
-use support::step::StepRun;
 
 struct Env {
     run: StepRun,

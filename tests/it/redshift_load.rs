@@ -2,16 +2,16 @@
 //! and the mode's statements run by the Data API test server on the real
 //! PostgreSQL (tests/support/redshift_data_api).
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::redshift_data_api::DataApiServer;
+use crate::support::step::StepRun;
 use arrow::array::{ArrayRef, Date32Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use nightjar::steps::load::redshift::KIND;
-use support::redshift_data_api::DataApiServer;
-use support::step::StepRun;
 
 struct Env {
     server: DataApiServer,

@@ -4,16 +4,14 @@
 //! slow never changes the run, and gets every event exactly once after it
 //! comes back, also through a restart (the spool).
 
-mod report_support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::report_support::*;
 use nightjar::report::ndjson::NdjsonSink;
 use nightjar::report::{DeliveryOptions, Reporter, Sink};
 use nightjar::store::RunState;
-use report_support::*;
 
 fn quick() -> DeliveryOptions {
     DeliveryOptions {

@@ -1,12 +1,10 @@
 //! One real day of the Online Retail data set through the retail DAG into
 //! the SQLite warehouse, checked against the source file itself.
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use support::project::{Project, repo};
+use crate::support::project::{Project, repo};
 
 fn shared_by_day() -> PathBuf {
     let p = repo().join("../shared/data/online-retail/by-day");

@@ -4,7 +4,7 @@
 //! run whose reference cannot be fetched fails before any task starts,
 //! naming the variable and the reference.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

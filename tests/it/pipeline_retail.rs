@@ -4,10 +4,8 @@
 //! business views' top rows against values computed from the raw files by
 //! `tests/fixtures/retail/expected.py` (not by the views' SQL).
 
-mod support;
-
+use crate::support::project::{Project, assert_absent, count, everything_stored, repo, rows};
 use serde_json::Value;
-use support::project::{Project, assert_absent, count, everything_stored, repo, rows};
 
 fn expected() -> Value {
     let text = std::fs::read_to_string(repo().join("tests/fixtures/retail/expected.json")).unwrap();

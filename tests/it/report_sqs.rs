@@ -3,18 +3,16 @@
 //! a run, or for good until the next process) loses nothing and duplicates
 //! nothing.
 
-mod report_support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::report_support::*;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use nightjar::report::sqs::{SqsSink, client};
 use nightjar::report::{DeliveryOptions, Reporter, Sink};
 use nightjar::store::RunState;
 use nightjar::testenv::{aws_endpoint, aws_options};
-use report_support::*;
 
 fn quick() -> DeliveryOptions {
     DeliveryOptions {

@@ -5,10 +5,9 @@
 //! to moto's SQS. Each DAG also runs with `--env local` (files, SQLite) on
 //! the same input, and the two warehouses must hold the same row counts.
 
-mod support;
+use crate::support;
 
-#[path = "support/api_server.rs"]
-mod api_server;
+use crate::support::api_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -16,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use crate::support::redshift_data_api::DataApiServer;
 use serde_json::json;
-use support::redshift_data_api::DataApiServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nightjar");
 const TOKEN: &str = "pa-test-token-41c7";

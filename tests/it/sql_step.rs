@@ -1,14 +1,14 @@
 //! The `sql` step on the real PostgreSQL and on Redshift through the Data
 //! API test server (its SQLite backend is tested in src/steps/sql.rs).
 
-mod support;
+use crate::support;
 
+use crate::support::redshift_data_api::DataApiServer;
+use crate::support::step::StepRun;
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
 use nightjar::data::artifact::read_all;
 use nightjar::steps::sql::KIND;
-use support::redshift_data_api::DataApiServer;
-use support::step::StepRun;
 
 const SETUP: &str = "CREATE TABLE sales (day DATE, store TEXT, amount NUMERIC(10,2), qty INT);\n\
                      INSERT INTO sales VALUES ('{{ ds }}', 'a', 2.50, 1), ('{{ ds }}', 'b', 1.25, 3);";

@@ -3,18 +3,16 @@
 //! units, dimensions and values; each task's log lands in its own stream,
 //! and shipping it again does not duplicate it.
 
-mod report_support;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::report_support::*;
 use aws_sdk_cloudwatchlogs::Client;
 use nightjar::report::cloudwatch::{MetricsSink, TaskLogSink, logs_client};
 use nightjar::report::{DeliveryOptions, Reporter, Sink};
 use nightjar::store::RunState;
 use nightjar::testenv::aws_options;
-use report_support::*;
 use serde_json::Value;
 
 async fn messages(logs: &Client, group: &str, stream: &str) -> Vec<String> {

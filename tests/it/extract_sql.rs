@@ -4,7 +4,7 @@
 //! updated between runs are extracted again, and a run whose downstream
 //! load fails leaves the watermark where it was.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

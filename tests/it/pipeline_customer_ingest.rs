@@ -5,10 +5,10 @@
 //! `.nightjar/`; a project whose file is bad fails alone and alerts; and no
 //! project's chain can reach another project's data or tables.
 
-mod support;
+use crate::support;
 
+use crate::support::project::{Project, assert_absent, count, everything_stored, printed, rows};
 use serde_json::Value;
-use support::project::{Project, assert_absent, count, everything_stored, printed, rows};
 
 const DATE: &str = "2024-05-01";
 

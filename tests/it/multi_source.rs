@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-#[path = "support/api_server.rs"]
-mod api_server;
-mod support;
+use crate::support;
+use crate::support::api_server;
 
+use crate::support::project::{copy_dir, repo};
 use api_server::{Request, Response, Server};
-use support::project::{copy_dir, repo};
 
 const TOKEN: &str = "ms-test-token-7f3a9c";
 

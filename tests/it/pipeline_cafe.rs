@@ -4,9 +4,7 @@
 //! card number under `.nightjar/` or in the warehouse, and the views' rows
 //! against the figures worked out by hand in tests/fixtures/cafe/README.md.
 
-mod support;
-
-use support::project::{Project, assert_absent, count, everything_stored, rows};
+use crate::support::project::{Project, assert_absent, count, everything_stored, rows};
 
 #[test]
 fn cafe_branches_fixture_into_tables_and_views_without_pii() {

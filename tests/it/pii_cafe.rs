@@ -4,11 +4,11 @@
 //! the warehouse's tables; and a bad row quarantined by the extract, before
 //! any redaction, does not hold them either.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use support::project::{Project, database_text, everything_stored};
+use crate::support::project::{Project, database_text, everything_stored};
 
 /// A scratch project: the repository's DAGs, jobs, SQL and café sample.
 fn project() -> Project {

@@ -3,12 +3,11 @@
 //! are computed on a fixed clock (and a paused tokio clock), and bad
 //! `[alerts]` keys are reported with file:line.
 
-mod report_support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::report_support::*;
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
@@ -21,7 +20,6 @@ use nightjar::report::{DeliveryOptions, Reporter};
 use nightjar::spec::{Project, dag};
 use nightjar::steps::Registry;
 use nightjar::store::{RunRecord, RunState, Trigger};
-use report_support::*;
 use tokio::sync::mpsc;
 
 /// An HTTP server on loopback that answers 200 and hands over each request

@@ -5,9 +5,7 @@
 //! TIMESTAMP, DATE, NUMERIC), the PostgreSQL views are created there, and
 //! every view is compared row by row with its SQLite twin.
 
-mod support;
-
-use support::project::{Project, repo};
+use crate::support::project::{Project, repo};
 use tokio_postgres::types::ToSql;
 
 /// The PostgreSQL type of a column as `load.postgres` would create it.

@@ -4,15 +4,15 @@
 //! row it records when a row is rejected), Redshift-only clauses, and
 //! cancellation of a running statement.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::redshift_data_api::DataApiServer;
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use aws_sdk_redshiftdata::types::{Field, StatusString};
-use support::redshift_data_api::DataApiServer;
 
 async fn client(server: &DataApiServer) -> aws_sdk_redshiftdata::Client {
     let mut opts = nightjar::testenv::aws_options();
