@@ -59,8 +59,9 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # ------------------------------------------------------ 2. FD discovery
 say "the year as one CSV"
 YEAR=$WORK/retail_year.csv
-first=$(ls "$DATA"/*.csv | head -1)
-{ head -1 "$first"; for f in "$DATA"/*.csv; do tail -n +2 "$f"; done; } >"$YEAR"
+# (a glob, not `ls | head`: under pipefail the SIGPIPE of ls ended the script)
+days=("$DATA"/*.csv)
+{ head -1 "${days[0]}"; for f in "${days[@]}"; do tail -n +2 "$f"; done; } >"$YEAR"
 : >"$WORK/infer.s"; : >"$WORK/desb.s"
 for i in $(seq "$REPS"); do
     say "FD discovery $i/$REPS"

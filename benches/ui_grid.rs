@@ -157,4 +157,9 @@ fn main() {
         bytes as f64 / 1024.0,
         if m < TARGET_MS { "met" } else { "NOT met" }
     );
+    // One-line figure for benches/all.sh.
+    println!(
+        "summary: run grid page, {DATES} runs x {TASKS} tasks, server time (ms) | {m:.1} | - | - | < {TARGET_MS} ms | {}",
+        if m < TARGET_MS { "yes" } else { "NO" }
+    );
 }

@@ -445,6 +445,13 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     // No raw CustomerID in the warehouse: 16-hex-digit pseudonyms only.
     let raw = raw_customer_ids();
     assert!(raw.contains("17850"), "the sample has the customers it is known for");
+    // Nor under the aws runs' .nightjar/ (history, logs, local artifacts).
+    let ids: Vec<String> = raw.iter().cloned().collect();
+    support::project::assert_absent(
+        &support::project::everything_stored(&remote.path().join(".nightjar")),
+        &ids,
+        true,
+    );
     let db = aws.server.db().await;
     for table in ["orders", "customers", "invoices"] {
         let rows = db
