@@ -74,24 +74,15 @@ impl Aws {
         let opts = nightjar::testenv::aws_options();
         let (s3, bucket) = support::bucket(tag).await;
         let sqs = aws_sdk_sqs::Client::new(&nightjar::aws::sdk_config(&opts).await);
-        let queue = sqs
-            .create_queue()
-            .queue_name(format!("nj-{tag}-{}", std::process::id()))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let alerts = sqs
-            .create_queue()
-            .queue_name(format!("nj-{tag}-alerts-{}", std::process::id()))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
+        let queue_named = |name: String| {
+            let sqs = sqs.clone();
+            async move {
+                let made = sqs.create_queue().queue_name(name).send().await.unwrap();
+                made.queue_url().unwrap().to_string()
+            }
+        };
+        let queue = queue_named(format!("nj-{tag}-{}", std::process::id())).await;
+        let alerts = queue_named(format!("nj-{tag}-alerts-{}", std::process::id())).await;
         let server = DataApiServer::start(tag).await;
         let url = nightjar::testenv::postgres_url();
         let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
