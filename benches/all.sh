@@ -8,8 +8,9 @@
 #   bash benches/all.sh pii schedule    # only these parts
 #
 # Parts: data_plane (issue 3), pii (4), normalize (5), extract (6),
-# load_postgres (7), schedule (8), sfn (9), report (10), core (engine
-# overhead), ui (11). Each part prints its own table; lines starting with
+# load_postgres (7), schedule (8), backfill_year (8, 12: the year as 374
+# nightly runs vs one run), sfn (9), report (10), core (engine overhead),
+# ui (11). Each part prints its own table; lines starting with
 # `summary:` (figure | nightjar | baseline | ratio | target | met) are
 # collected into the final table. Full outputs: target/bench/<part>.txt.
 #
@@ -33,13 +34,14 @@ echo "== building (release)" >&2
 cargo build --release --locked --bins --benches >&2 || exit 1
 export NIGHTJAR_BIN=$ROOT/target/release/nightjar
 
-ALL=(data_plane pii normalize extract load_postgres schedule sfn report core ui)
+ALL=(data_plane pii normalize extract load_postgres schedule backfill_year sfn report core ui)
 PARTS=("$@")
 [[ ${#PARTS[@]} -eq 0 ]] && PARTS=("${ALL[@]}")
 
 run_part() {
     case $1 in
         data_plane) bash benches/data_plane.sh ;;
+        backfill_year) bash benches/backfill_year.sh ;;
         pii) bash benches/pii.sh ;;
         normalize) bash benches/normalize.sh ;;
         extract) bash benches/extract.sh ;;

@@ -222,6 +222,8 @@ impl SqliteLoad {
             check_partition_values(cx, &input, i, part)?;
         }
 
+        let writer = writer_lock(&db);
+        let _one_writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = open_db(&db)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let added = prepare_table(&tx, cx, &self.table, &columns, self.create.unwrap_or(true))?;
@@ -233,10 +235,21 @@ impl SqliteLoad {
         }
         let deleted = match (self.mode, &self.partition) {
             (Mode::Replace, _) => tx.execute(&format!("DELETE FROM {table}"), [])?,
-            (Mode::ReplacePartition, Some(part)) => tx.execute(
-                &format!("DELETE FROM {table} WHERE {} = ?1", quote(&part.column)),
-                [&part.value],
-            )?,
+            (Mode::ReplacePartition, Some(part)) => {
+                // An index on the partition column: without it each date's
+                // DELETE scans the whole table, and a backfill of a year
+                // grows quadratically (the Online Retail year: 0.1 s per
+                // load by the end).
+                tx.execute_batch(&format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {table} ({})",
+                    quote(&format!("{}__{}__partition", self.table, part.column)),
+                    quote(&part.column)
+                ))?;
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE {} = ?1", quote(&part.column)),
+                    [&part.value],
+                )?
+            }
             _ => 0,
         } as u64;
 
@@ -488,6 +501,24 @@ fn check_partition_values(cx: &StepContext, input: &DatasetRef, col: usize, part
         );
     }
     Ok(())
+}
+
+/// One writer at a time per database file within this process. SQLite
+/// serializes concurrent loads anyway (IMMEDIATE transactions), but its
+/// busy handler waits by sleeping, up to 100 ms a turn, and a backfill
+/// runs several loads into one file at once; a lock hands the file to the
+/// next load the moment the previous one commits. Other processes still
+/// meet SQLite's busy timeout.
+fn writer_lock(db: &std::path::Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = LazyLock::new(Default::default);
+    WRITERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(db.to_path_buf())
+        .or_default()
+        .clone()
 }
 
 /// Opens the database for a bulk load.
@@ -797,6 +828,19 @@ mod tests {
         assert_eq!(second.output.metrics.extra["rows_deleted"], 2);
         assert_eq!(second.output.metrics.extra["mode"], "replace_partition");
         assert_eq!(orders(&h), ["2010-12-01|1|A|6", "2010-12-01|1|B|2"]);
+        // A date's DELETE finds its rows by index, not by scanning the table.
+        let conn = rusqlite::Connection::open(h.path().join(".nightjar/warehouse.db")).unwrap();
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN DELETE FROM orders WHERE order_date = '2010-12-01'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+            "{plan}"
+        );
     }
 
     #[tokio::test]
