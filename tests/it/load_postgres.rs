@@ -183,6 +183,30 @@ async fn a_mismatched_table_is_refused_and_a_missing_one_created_on_request() {
     assert_eq!(out.metrics.extra["table_created"], true);
     let n: i64 = e.db.query_one("SELECT count(*) FROM lines", &[]).await.unwrap().get(0);
     assert_eq!(n, 1);
+
+    // A table created for replace_partition is indexed on its partition column.
+    let out = e
+        .run
+        .run(
+            &KIND,
+            &PARTITION
+                .replace("\"orders\"", "\"daily\"")
+                .replace("mode", "create = true\nmode"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.metrics.extra["table_created"], true);
+    let indexes: Vec<String> =
+        e.db.query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'daily'",
+            &[&e.schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(indexes.iter().any(|d| d.contains("(order_date)")), "{indexes:?}");
     e.done().await;
 }
 
