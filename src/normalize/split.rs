@@ -306,7 +306,7 @@ fn check_columns(plan: &Plan, schema: &Schema) -> Result<()> {
 /// Splits `flat` into the plan's entities.
 pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Split> {
     check_columns(plan, flat.schema_ref())?;
-    let mut groupings: Vec<Grouping> = plan.entities.iter().map(|e| group(e, flat)).collect::<Result<_>>()?;
+    let mut groupings = group_all(plan, flat)?;
     let violations: Vec<Violation> = plan
         .entities
         .iter()
@@ -356,15 +356,33 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
     } else {
         let mask: BooleanArray = out_of.iter().map(|q| Some(!q)).collect();
         kept = arrow::compute::filter_record_batch(flat, &mask)?;
-        groupings = plan.entities.iter().map(|e| group(e, &kept)).collect::<Result<_>>()?;
+        groupings = group_all(plan, &kept)?;
         &kept
     };
 
     let mut rows_of: HashMap<&str, Vec<u32>> = HashMap::new();
     let mut entities = Vec::new();
-    for (e, g) in plan.entities.iter().zip(&groupings) {
-        let (rows, line_numbers) = representative_rows(e, g);
-        let batch = build(e, flat, &rows, line_numbers, opts)?;
+    // Each entity's table is built on a thread of its own.
+    let built: Vec<Result<(Vec<u32>, RecordBatch)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .entities
+            .iter()
+            .zip(&groupings)
+            .map(|(e, g)| {
+                s.spawn(move || {
+                    let (rows, line_numbers) = representative_rows(e, g);
+                    let batch = build(e, flat, &rows, line_numbers, opts)?;
+                    Ok((rows, batch))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an entity builder panicked"))
+            .collect()
+    });
+    for ((e, g), b) in plan.entities.iter().zip(&groupings).zip(built) {
+        let (rows, batch) = b?;
         let used = flat.num_rows() as u64 - g.null_keys;
         entities.push(EntityOutput {
             name: e.name.clone(),
@@ -381,6 +399,18 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
         violations,
         foreign_keys,
         rows_used: flat.num_rows() as u64,
+    })
+}
+
+/// Every entity's grouping of `flat`, one thread per entity (they only
+/// read the batch).
+fn group_all(plan: &Plan, flat: &RecordBatch) -> Result<Vec<Grouping>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = plan.entities.iter().map(|e| s.spawn(move || group(e, flat))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an entity grouping panicked"))
+            .collect()
     })
 }
 

@@ -146,10 +146,21 @@ impl Normalize {
             )?;
         }
         let dir = cx.artifact_dir();
-        let mut datasets = Vec::new();
-        for e in &result.entities {
-            datasets.push(write(&dir, &cx.task, &e.name, &e.batch)?);
-        }
+        // One writer thread per table (Parquet encoding and zstd dominate).
+        let datasets: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = result
+                .entities
+                .iter()
+                .map(|e| {
+                    let (dir, task) = (&dir, &cx.task);
+                    s.spawn(move || write(dir, task, &e.name, &e.batch))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a table writer panicked"))
+                .collect::<Result<_>>()
+        })?;
         let bad = quarantine.count();
         let qpath = quarantine.path().to_path_buf();
         quarantine.finish()?;
