@@ -115,6 +115,14 @@ fn setup(tag: &str) -> Aws {
 
 /// A project with env `aws` (Step Functions, S3 artifacts) and `local`.
 fn project(aws: &Aws, tag: &str, dag: &str) -> tempfile::TempDir {
+    project_with_heartbeat(aws, tag, dag, "5s")
+}
+
+/// The same, with the tasks' heartbeat timeout: a test that compares
+/// attempts with a local run gives the workers room, since on a loaded
+/// machine a live worker's heartbeat can come late and Step Functions then
+/// retries the task (an extra attempt the local run does not have).
+fn project_with_heartbeat(aws: &Aws, tag: &str, dag: &str, heartbeat: &str) -> tempfile::TempDir {
     let prefix = format!("{}-{tag}", aws.prefix);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("dags")).unwrap();
@@ -122,7 +130,7 @@ fn project(aws: &Aws, tag: &str, dag: &str) -> tempfile::TempDir {
         dir.path().join("nightjar.toml"),
         format!(
             "default_env = \"local\"\n\n[env.local]\n\n[env.aws]\ndispatch = \"stepfunctions\"\nartifacts = \"s3://{}/art/\"\n\
-             sfn = {{ resource = \"sqs\", queue = \"{}\", heartbeat = \"5s\", role_arn = \"arn:aws:iam::123456789012:role/nightjar\", \
+             sfn = {{ resource = \"sqs\", queue = \"{}\", heartbeat = \"{heartbeat}\", role_arn = \"arn:aws:iam::123456789012:role/nightjar\", \
              name_prefix = \"{}-\", region = \"us-east-1\", endpoint_url = \"{}\", poll = \"300ms\" }}\n",
             aws.bucket,
             aws.queue,
@@ -258,7 +266,7 @@ command = "n=$(cat {{ vars.counter }} 2>/dev/null || echo 0); n=$((n+1)); echo $
 #[test]
 fn a_diamond_runs_through_step_functions_like_a_local_run() {
     let aws = setup("nj-diamond");
-    let dir = project(&aws, "diamond", DIAMOND);
+    let dir = project_with_heartbeat(&aws, "diamond", DIAMOND, "30s");
     let counter = dir.path().join("flaky-sfn.count");
     let w1 = Worker::spawn(dir.path(), &aws.queue);
     let _w2 = Worker::spawn(dir.path(), &aws.queue);
