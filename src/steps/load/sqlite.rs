@@ -222,8 +222,6 @@ impl SqliteLoad {
             check_partition_values(cx, &input, i, part)?;
         }
 
-        let writer = writer_lock(&db);
-        let _one_writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = open_db(&db)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let added = prepare_table(&tx, cx, &self.table, &columns, self.create.unwrap_or(true))?;
@@ -501,24 +499,6 @@ fn check_partition_values(cx: &StepContext, input: &DatasetRef, col: usize, part
         );
     }
     Ok(())
-}
-
-/// One writer at a time per database file within this process. SQLite
-/// serializes concurrent loads anyway (IMMEDIATE transactions), but its
-/// busy handler waits by sleeping, up to 100 ms a turn, and a backfill
-/// runs several loads into one file at once; a lock hands the file to the
-/// next load the moment the previous one commits. Other processes still
-/// meet SQLite's busy timeout.
-fn writer_lock(db: &std::path::Path) -> std::sync::Arc<std::sync::Mutex<()>> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, LazyLock, Mutex};
-    static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = LazyLock::new(Default::default);
-    WRITERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(db.to_path_buf())
-        .or_default()
-        .clone()
 }
 
 /// Opens the database for a bulk load.
