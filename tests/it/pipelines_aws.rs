@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::support::files_under as files;
 use crate::support::project::{copy_dir, repo};
 use crate::support::redshift_data_api::DataApiServer;
+use crate::support::views;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nightjar");
@@ -336,7 +337,7 @@ const RETAIL_TABLES: &[&str] = &[
     "invoices",
     "invoice_lines",
 ];
-const RETAIL_DATES: &[&str] = &["2010-12-01", "2010-12-02"];
+const RETAIL_DATES: &[&str] = &["2010-12-01", "2010-12-02", "2010-12-03"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retail_and_multi_source_run_unchanged_under_env_aws() {
@@ -356,6 +357,13 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     for date in RETAIL_DATES {
         for (dir, env) in [(&local, "local"), (&remote, "aws")] {
             run(dir.path(), &["dags/retail_nightly.toml", "--date", date, "--env", env]).await;
+            // One pseudonymization key for both projects, as one team's
+            // environments share it: the views' CustomerIDs then compare.
+            let (key, theirs) = (".nightjar/pii.key", remote.path().join(".nightjar/pii.key"));
+            if !theirs.exists() {
+                std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+                std::fs::copy(local.path().join(key), theirs).unwrap();
+            }
         }
     }
     // A re-run of a date replaces its partitions and merges its dimensions:
@@ -403,6 +411,62 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
     // The aws run read S3 and wrote nothing of the warehouse locally.
     assert!(!remote.path().join(".nightjar/warehouse.db").exists());
 
+    // The business views (views.redshift.sql, run through the Data API)
+    // give the local views' rows, every row of every view ...
+    let db = aws.server.db().await;
+    let sqlite = rusqlite::Connection::open(local.path().join(".nightjar/warehouse.db")).unwrap();
+    let mut compared = 0;
+    for (view, order) in views::RETAIL {
+        compared += views::compare(&sqlite, &db, view, order).await;
+    }
+    assert!(compared > 100, "{compared} view rows compared");
+    // ... and the top rows computed from the raw files by
+    // tests/fixtures/retail/expected.py (the sample's three days).
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/retail/expected.json")).unwrap())
+            .unwrap();
+    let top = db
+        .query(
+            "SELECT invoiceno::text, lines::bigint, units::bigint, revenue::float8 FROM highest_invoices \
+             ORDER BY revenue DESC LIMIT 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    let want = expected["highest_invoices"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    for (got, w) in top.iter().zip(want) {
+        let row = (
+            got.get::<_, String>(0),
+            got.get::<_, i64>(1),
+            got.get::<_, i64>(2),
+            got.get::<_, f64>(3),
+        );
+        assert!(
+            row.0 == w[0].as_str().unwrap()
+                && row.1 == w[1].as_i64().unwrap()
+                && row.2 == w[2].as_i64().unwrap()
+                && (row.3 - w[3].as_f64().unwrap()).abs() < 0.006,
+            "highest_invoices on Redshift: {row:?} vs {w}"
+        );
+    }
+    let days = db
+        .query(
+            "SELECT sales_day::text, revenue::float8 FROM sales_per_day ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let want = expected["sales_per_day"].as_array().unwrap();
+    assert_eq!(days.len(), want.len());
+    for (got, w) in days.iter().zip(want) {
+        let (d, r) = (got.get::<_, String>(0), got.get::<_, f64>(1));
+        assert!(
+            d.starts_with(w[0].as_str().unwrap()) && (r - w[1].as_f64().unwrap()).abs() < 0.006,
+            "sales_per_day on Redshift: {d} {r} vs {w}"
+        );
+    }
+
     // No raw CustomerID in the warehouse: 16-hex-digit pseudonyms only.
     let raw = raw_customer_ids();
     assert!(raw.contains("17850"), "the sample has the customers it is known for");
@@ -413,7 +477,6 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
         &ids,
         true,
     );
-    let db = aws.server.db().await;
     for table in ["orders", "customers", "invoices"] {
         let rows = db
             .query(&format!("SELECT DISTINCT customerid::text FROM {table}"), &[])
@@ -473,14 +536,14 @@ async fn retail_and_multi_source_run_unchanged_under_env_aws() {
             )
         })
         .collect();
-    assert_eq!(ends.len(), 4, "{ends:?}");
+    assert_eq!(ends.len(), 5, "{ends:?}");
     assert!(ends.contains(&("multi_source".into(), "2024-03-01".into())), "{ends:?}");
     assert!(events.iter().all(|e| e["env"] == "aws"));
     let loads = events
         .iter()
         .filter(|e| e["kind"] == "task_succeeded" && e["task"] == "load_invoice_lines")
         .count();
-    assert_eq!(loads, 3);
+    assert_eq!(loads, 4);
 
     drop(api);
     aws.clean_up().await;
@@ -569,6 +632,13 @@ async fn cafe_and_customer_ingest_run_unchanged_under_env_aws() {
         let got = aws.counts(&[table.as_str()]).await;
         assert_eq!(got[&table], want["customers"], "{project}: redshift vs sqlite");
     }
+    // The café views give the local views' rows, every row of every view.
+    let sqlite = rusqlite::Connection::open(local.path().join(".nightjar/warehouse.db")).unwrap();
+    let mut compared = 0;
+    for (view, order) in views::CAFE {
+        compared += views::compare(&sqlite, &db, view, order).await;
+    }
+    assert!(compared > 20, "{compared} view rows compared");
     // Isolation: no project's table in the server's own schema.
     let stray = db
         .query(

@@ -5,6 +5,7 @@ pub mod api_server;
 pub mod project;
 pub mod redshift_data_api;
 pub mod step;
+pub mod views;
 
 use std::sync::Once;
 
