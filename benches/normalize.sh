@@ -21,7 +21,9 @@
 #    year; the normalize task (Parquet in, four Parquet tables out) is timed
 #    from its recorded start/end, re-run with --force --task; pandas does the
 #    same split (benches/normalize_pandas.py: drop_duplicates + merge, same
-#    policies) on the same Parquet input; the table sizes must be equal;
+#    policies) on the same Parquet input, timed from its read_parquet to its
+#    last to_parquet (the task's own span: Parquet in, Parquet out; the
+#    split without the read is printed too); the table sizes must be equal;
 # 4. prints one table (medians of NIGHTJAR_BENCH_REPS runs, default 3).
 set -euo pipefail
 
@@ -106,12 +108,13 @@ PY
 done
 INPUT=$P/.nightjar/artifacts/normalize_year/normalize_year@$DATE/clean/default.parquet
 [[ -f $INPUT ]] || die "no clean artifact at $INPUT"
-: >"$WORK/pd.s"
+: >"$WORK/pd.s"; : >"$WORK/pd_split.s"
 for i in $(seq "$REPS"); do
     say "pandas split $i/$REPS"
     mkdir -p "$WORK/pd$i"
     "$PYTHON" "$ROOT/benches/normalize_pandas.py" "$INPUT" "$WORK/pd$i" >"$WORK/pd$i.json"
     "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/pd$i.json" >>"$WORK/pd.s"
+    "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["split_seconds"])' "$WORK/pd$i.json" >>"$WORK/pd_split.s"
 done
 COUNTS=$("$PYTHON" - "$WORK/show1.json" "$WORK/pd1.json" <<'PY'
 import json, sys
@@ -132,7 +135,7 @@ PY
 [[ $COUNTS == same* ]] || die "tables differ: $COUNTS"
 
 INFER=$(median <"$WORK/infer.s"); DESB=$(median <"$WORK/desb.s")
-NJ=$(median <"$WORK/nj.s"); PD=$(median <"$WORK/pd.s")
+NJ=$(median <"$WORK/nj.s"); PD=$(median <"$WORK/pd.s"); PD_SPLIT=$(median <"$WORK/pd_split.s")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 cat <<TABLE
 
@@ -140,7 +143,8 @@ Normalize benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average a
 | what | nightjar | baseline | ratio | target |
 | --- | --- | --- | --- | --- |
 | FD discovery, Online Retail year CSV (541,909 x 8), read + discover | ${INFER} s | desbordante HyFD ${DESB} s | $(ratio "$INFER" "$DESB")x its time | <= 2x |
-| normalize step, year (Parquet in, 4 tables out) | ${NJ} s | pandas drop_duplicates + merge ${PD} s | $(ratio "$PD" "$NJ")x faster | >= 10x |
+| normalize step, year (Parquet in, 4 tables out) | ${NJ} s | pandas read_parquet + drop_duplicates + merge + to_parquet ${PD} s | $(ratio "$PD" "$NJ")x faster | >= 10x |
+| (the same, pandas without its read_parquet) | ${NJ} s | ${PD_SPLIT} s | $(ratio "$PD_SPLIT" "$NJ")x faster | - |
 
 Same FD set as desbordante: $SAME_FDS
 | table | nightjar | pandas |
@@ -151,3 +155,4 @@ TABLE
 # One-line figures for benches/all.sh.
 echo "summary: FD discovery, year, read + discover (s) | $INFER | $DESB (desbordante) | $(ratio "$INFER" "$DESB")x its time | <= 2x, same FDs ($SAME_FDS) | $(awk -v a="$INFER" -v b="$DESB" 'BEGIN {print (a / b <= 2) ? "yes" : "NO"}')"
 echo "summary: normalize step, year (s) | $NJ | $PD (pandas) | $(ratio "$PD" "$NJ")x faster | >= 10x | $(awk -v a="$PD" -v b="$NJ" 'BEGIN {print (a / b >= 10) ? "yes" : "NO"}')"
+echo "summary: normalize step, year, pandas timed without its read (s) | $NJ | $PD_SPLIT (pandas) | $(ratio "$PD_SPLIT" "$NJ")x faster | - | -"

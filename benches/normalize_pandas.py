@@ -1,7 +1,9 @@
 """The normalize step's split in pandas (drop_duplicates + merge), for
 benches/normalize.sh: the same entities and policies as
 jobs/retail/normalize.toml, from the same Parquet input (the clean task's
-artifact), written to Parquet. Prints one JSON line: seconds and counts."""
+artifact), written to Parquet. Prints one JSON line: seconds (read, split
+and write, as the nightjar task does), split_seconds (without the read) and
+counts."""
 import json
 import sys
 import time
@@ -9,8 +11,12 @@ import time
 import pandas as pd
 
 src, out = sys.argv[1], sys.argv[2]
-df = pd.read_parquet(src)
+# Timed from before the read: nightjar's figure is its task's whole run,
+# Parquet in to four Parquet tables out, and this is the same work.
+# "split_seconds" leaves the read out (informational).
 t0 = time.perf_counter()
+df = pd.read_parquet(src)
+t_read = time.perf_counter()
 
 
 def most_frequent(frame, key, attrs):
@@ -40,6 +46,7 @@ for name, frame in [("customers", customers), ("products", products), ("invoices
 t1 = time.perf_counter()
 print(json.dumps({
     "seconds": t1 - t0,
+    "split_seconds": t1 - t_read,
     "customers": len(customers), "products": len(products), "invoices": len(invoices), "invoice_lines": len(lines),
     "products_violating_keys": prod_viol, "orphans": orphans,
 }))

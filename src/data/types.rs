@@ -297,7 +297,7 @@ impl ColumnSpec {
             // Only a format with an offset can give an instant; trying it
             // on the others fails every time and cost a third of a CSV
             // extract.
-            if ["%z", "%:z", "%::z", "%#z"].iter().any(|z| f.contains(z)) {
+            if has_offset(f) {
                 if let Ok(t) = DateTime::parse_from_str(s, f) {
                     return Ok(t.timestamp_micros());
                 }
@@ -323,6 +323,26 @@ impl ColumnSpec {
             self.formats_text(TS_FORMATS)
         ))
     }
+}
+
+/// Whether a strftime format reads a UTC offset (`%z`, `%:z`, `%::z`,
+/// `%#z`). One pass over the bytes: it runs for every value, and four
+/// substring searches per value were a tenth of a CSV extract.
+fn has_offset(format: &str) -> bool {
+    let mut rest = format.as_bytes();
+    while let Some(at) = rest.iter().position(|&c| c == b'%') {
+        let spec = &rest[at + 1..];
+        if spec.first() == Some(&b'%') {
+            // `%%` is a literal percent sign.
+            rest = &spec[1..];
+            continue;
+        }
+        if [&b"z"[..], b":z", b"::z", b"#z"].iter().any(|z| spec.starts_with(z)) {
+            return true;
+        }
+        rest = spec;
+    }
+    false
 }
 
 fn parse_i64(s: &str) -> Result<i64, String> {
@@ -488,5 +508,15 @@ mod tests {
         let b: ColumnSpec = t["b"].clone().try_into().unwrap();
         assert_eq!(a.ty, ColumnType::Int64);
         assert_eq!(b.formats, vec!["%d/%m/%Y %H:%M"]);
+    }
+
+    #[test]
+    fn offsets_in_formats_are_found() {
+        for f in ["%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%:z", "%H%::z", "%d %#z"] {
+            assert!(has_offset(f), "{f}");
+        }
+        for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %Z", "%%z", "z", "%:::z", ""] {
+            assert!(!has_offset(f), "{f}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! quarantines the key's rows). Entity rows come out in the order their
 //! key first appears in the input.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use super::mask::PiiColumns;
 use super::model::{EntityPlan, OnViolation, Plan};
 use super::surrogate::SurrogateKeys;
-use crate::data::ops::dedupe::RowHasher;
+use crate::data::ops::dedupe::{row_hashes, value_hashes};
 
 /// Settings of one split.
 #[derive(Debug, Clone, Default)]
@@ -130,14 +131,49 @@ struct Grouping {
     null_keys: u64,
 }
 
-fn hasher(schema: &Schema, cols: &[String]) -> Result<Option<RowHasher>> {
-    if cols.is_empty() {
-        return Ok(None);
+/// The value hashes of every column an entity's key or attributes read,
+/// computed once per split, one thread per column: a column shared by
+/// several entities (InvoiceNo keys invoices and groups invoice lines) is
+/// hashed once, and a foreign key's hashes are the referencing rows' own.
+struct ColumnHashes(HashMap<String, Vec<u128>>);
+
+impl ColumnHashes {
+    fn of(plan: &Plan, flat: &RecordBatch) -> Result<Self> {
+        let mut names: Vec<String> = plan.entities.iter().flat_map(|e| e.input_columns()).collect();
+        names.sort();
+        names.dedup();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .into_iter()
+                .map(|name| {
+                    s.spawn(move || {
+                        let col = flat.column_by_name(&name).expect("checked");
+                        value_hashes(col.as_ref()).map(|h| (name, h))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a column hasher panicked"))
+                .collect::<Result<_>>()
+                .map(Self)
+        })
     }
-    Ok(Some(RowHasher::new(schema, cols)?))
+
+    /// Each row's hash over `cols` (in this order); `None` for no columns.
+    fn rows(&self, cols: &[String]) -> Option<Cow<'_, [u128]>> {
+        match cols {
+            [] => None,
+            [one] => Some(Cow::Borrowed(&self.0[one])),
+            many => {
+                let cols: Vec<&[u128]> = many.iter().map(|c| self.0[c].as_slice()).collect();
+                Some(Cow::Owned(row_hashes(&cols)))
+            }
+        }
+    }
 }
 
-fn group(e: &EntityPlan, flat: &RecordBatch) -> Result<Grouping> {
+fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Grouping> {
     let n = flat.num_rows();
     let key_cols: Vec<String> = e
         .spec
@@ -146,13 +182,11 @@ fn group(e: &EntityPlan, flat: &RecordBatch) -> Result<Grouping> {
         .filter(|c| Some(*c) != e.spec.line_number.as_ref())
         .cloned()
         .collect();
-    let key_h = match hasher(flat.schema_ref(), &key_cols)? {
-        Some(h) => h.hashes(flat)?,
-        None => vec![0; n],
-    };
-    let attr_h = match hasher(flat.schema_ref(), &e.spec.attributes)? {
-        Some(h) if e.spec.line_number.is_none() => h.hashes(flat)?,
-        _ => vec![0; n],
+    let zeros = || Cow::Owned(vec![0; n]);
+    let key_h = hashes.rows(&key_cols).unwrap_or_else(zeros);
+    let attr_h = match e.spec.line_number {
+        None => hashes.rows(&e.spec.attributes).unwrap_or_else(zeros),
+        Some(_) => zeros(),
     };
     let key_arrays: Vec<&ArrayRef> = key_cols
         .iter()
@@ -306,7 +340,7 @@ fn check_columns(plan: &Plan, schema: &Schema) -> Result<()> {
 /// Splits `flat` into the plan's entities.
 pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Split> {
     check_columns(plan, flat.schema_ref())?;
-    let mut groupings = group_all(plan, flat)?;
+    let (mut groupings, mut hashes) = group_all(plan, flat)?;
     let violations: Vec<Violation> = plan
         .entities
         .iter()
@@ -356,7 +390,7 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
     } else {
         let mask: BooleanArray = out_of.iter().map(|q| Some(!q)).collect();
         kept = arrow::compute::filter_record_batch(flat, &mask)?;
-        groupings = group_all(plan, &kept)?;
+        (groupings, hashes) = group_all(plan, &kept)?;
         &kept
     };
 
@@ -369,9 +403,10 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
             .iter()
             .zip(&groupings)
             .map(|(e, g)| {
+                let hashes = &hashes;
                 s.spawn(move || {
                     let (rows, line_numbers) = representative_rows(e, g);
-                    let batch = build(e, flat, &rows, line_numbers, opts)?;
+                    let batch = build(e, flat, hashes, &rows, line_numbers, opts)?;
                     Ok((rows, batch))
                 })
             })
@@ -392,7 +427,7 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
         });
         rows_of.insert(e.name.as_str(), rows);
     }
-    let foreign_keys = check_foreign_keys(plan, flat, &groupings, &rows_of, opts)?;
+    let foreign_keys = check_foreign_keys(plan, flat, &groupings, &hashes, &rows_of, opts);
     Ok(Split {
         entities,
         quarantine,
@@ -403,15 +438,24 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
 }
 
 /// Every entity's grouping of `flat`, one thread per entity (they only
-/// read the batch).
-fn group_all(plan: &Plan, flat: &RecordBatch) -> Result<Vec<Grouping>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = plan.entities.iter().map(|e| s.spawn(move || group(e, flat))).collect();
+/// read the batch), and the column hashes they used.
+fn group_all(plan: &Plan, flat: &RecordBatch) -> Result<(Vec<Grouping>, ColumnHashes)> {
+    let hashes = ColumnHashes::of(plan, flat)?;
+    let groupings = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .entities
+            .iter()
+            .map(|e| {
+                let hashes = &hashes;
+                s.spawn(move || group(e, flat, hashes))
+            })
+            .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("an entity grouping panicked"))
-            .collect()
-    })
+            .collect::<Result<_>>()
+    })?;
+    Ok((groupings, hashes))
 }
 
 /// The input row behind each entity row, and line numbers for line entities.
@@ -437,6 +481,7 @@ fn representative_rows(e: &EntityPlan, g: &Grouping) -> (Vec<u32>, Option<Vec<i6
 fn build(
     e: &EntityPlan,
     flat: &RecordBatch,
+    hashes: &ColumnHashes,
     rows: &[u32],
     line_numbers: Option<Vec<i64>>,
     opts: &SplitOptions,
@@ -455,27 +500,25 @@ fn build(
             let nums = Int64Array::from(line_numbers.clone().unwrap_or_default());
             (Field::new(&name, DataType::Int64, false), Arc::new(nums) as ArrayRef)
         } else if let Some(fk) = e.foreign_keys.iter().find(|f| f.surrogate.as_ref() == Some(&name)) {
-            let natural = fk.columns.iter().map(|c| taken(c)).collect::<Result<Vec<_>>>()?;
-            let keys = SurrogateKeys::new(&opts.surrogate_salt);
-            // One surrogate per distinct foreign key (lines repeat products).
-            let fields: Vec<Field> = fk
+            let natural: Vec<ArrayRef> = fk
                 .columns
                 .iter()
-                .zip(&natural)
-                .map(|(c, a)| Field::new(c, a.data_type().clone(), true))
+                .map(|c| flat.column_by_name(c).expect("checked").clone())
                 .collect();
-            let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), natural.clone())?;
-            let hashes = RowHasher::new(b.schema_ref(), &fk.columns)?.hashes(&b)?;
+            let fk_hashes = hashes.rows(&fk.columns).expect("a foreign key has columns");
+            let keys = SurrogateKeys::new(&opts.surrogate_salt);
+            // One surrogate per distinct foreign key (lines repeat products).
             let mut cache: ByHash<i64> = ByHash::default();
             let mut out = Vec::with_capacity(rows.len());
-            for (r, h) in hashes.iter().enumerate() {
-                if natural.iter().any(|a| a.is_null(r)) {
+            for &row in rows {
+                let (row, h) = (row as usize, fk_hashes[row as usize]);
+                if natural.iter().any(|a| a.is_null(row)) {
                     out.push(None);
-                } else if let Some(k) = cache.get(h) {
+                } else if let Some(k) = cache.get(&h) {
                     out.push(Some(*k));
                 } else {
-                    let k = keys.key_of(&SurrogateKeys::encode(&natural, r)?);
-                    cache.insert(*h, k);
+                    let k = keys.key_of(&SurrogateKeys::encode(&natural, row)?);
+                    cache.insert(h, k);
                     out.push(Some(k));
                 }
             }
@@ -498,9 +541,10 @@ fn check_foreign_keys(
     plan: &Plan,
     flat: &RecordBatch,
     groupings: &[Grouping],
+    hashes: &ColumnHashes,
     rows_of: &HashMap<&str, Vec<u32>>,
     opts: &SplitOptions,
-) -> Result<Vec<ForeignKeyCheck>> {
+) -> Vec<ForeignKeyCheck> {
     let mut out = Vec::new();
     for e in &plan.entities {
         for fk in &e.foreign_keys {
@@ -511,22 +555,17 @@ fn check_foreign_keys(
                 .expect("references an entity");
             let known: HashSet<u128, std::hash::BuildHasherDefault<PreHashed>> =
                 groupings[ri].groups.iter().map(|g| g.key).collect();
+            // The entity's rows are input rows: their foreign keys' hashes
+            // are the input's.
             let rows = &rows_of[e.name.as_str()];
-            let idx = UInt32Array::from(rows.clone());
-            let cols: Vec<ArrayRef> = fk
+            let all = hashes.rows(&fk.columns).expect("a foreign key has columns");
+            let fk_hashes: Vec<u128> = rows.iter().map(|&r| all[r as usize]).collect();
+            let cols: Vec<&ArrayRef> = fk
                 .columns
                 .iter()
-                .map(|c| take(flat.column_by_name(c).expect("checked").as_ref(), &idx, None))
-                .collect::<Result<_, _>>()?;
-            let fields: Vec<Field> = fk
-                .columns
-                .iter()
-                .zip(&cols)
-                .map(|(c, a)| Field::new(c, a.data_type().clone(), true))
+                .map(|c| flat.column_by_name(c).expect("checked"))
                 .collect();
-            let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols.clone())?;
-            let hashes = RowHasher::new(b.schema_ref(), &fk.columns)?.hashes(&b)?;
-            let orphan_rows = orphans(&hashes, &known, |r| cols.iter().any(|a| a.is_null(r)));
+            let orphan_rows = orphans(&fk_hashes, &known, |i| cols.iter().any(|a| a.is_null(rows[i] as usize)));
             out.push(ForeignKeyCheck {
                 entity: e.name.clone(),
                 columns: fk.columns.clone(),
@@ -535,12 +574,12 @@ fn check_foreign_keys(
                 examples: orphan_rows
                     .iter()
                     .take(opts.examples)
-                    .map(|&r| values_json(&b, &fk.columns, r, &opts.pii))
+                    .map(|&i| values_json(flat, &fk.columns, rows[i] as usize, &opts.pii))
                     .collect(),
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Rows whose foreign key hash is not among the referenced keys (rows with

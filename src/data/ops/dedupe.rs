@@ -1,16 +1,18 @@
 //! Removing duplicate rows: exact duplicates (all columns) or duplicates on
 //! a key, keeping the first or the last occurrence.
 //!
-//! Rows are identified by a 128-bit hash (xxh3) of their encoded values
-//! (arrow's row format), so memory grows by 16 bytes per distinct row, not
-//! by the rows' size; a collision between two different rows is
-//! astronomically unlikely (about 1 in 10^20 at a billion rows).
+//! Rows are identified by a 128-bit hash (xxh3) of their values, so memory
+//! grows by 16 bytes per distinct row, not by the rows' size; a collision
+//! between two different rows is astronomically unlikely (about 1 in 10^20
+//! at a billion rows).
 
 use std::collections::{HashMap, HashSet};
 
-use arrow::array::BooleanArray;
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Which duplicate survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -22,10 +24,23 @@ pub enum Keep {
 }
 
 /// Hashes the key columns (all columns when `on` is empty) of each row.
+///
+/// Column by column, reading each array's own buffers: a value's bytes
+/// (a string's UTF-8, a number's little-endian bytes) are hashed, and the
+/// values' hashes folded into the row's with their column's position (see
+/// [`value_hashes`] and [`row_hashes`]). Arrow's row format gave the same
+/// identity but encoded every row into a fresh buffer first; that
+/// allocation and its page faults were most of a normalize step
+/// (docs/benchmarks.md, "Normalize"). Types without a fast path here
+/// (dictionaries, nested types) still go through the row format, one column
+/// at a time.
 pub struct RowHasher {
     on: Vec<usize>,
-    converter: RowConverter,
 }
+
+/// The hash a NULL contributes (any fixed value: a value's hash equals it
+/// with probability 2^-128).
+const NULL_HASH: u128 = 0x6e75_6c6c_6e75_6c6c_6e75_6c6c_6e75_6c6c;
 
 impl RowHasher {
     pub fn new(batch_schema: &arrow::datatypes::Schema, on: &[String]) -> anyhow::Result<Self> {
@@ -44,21 +59,124 @@ impl RowHasher {
                 })
                 .collect::<anyhow::Result<_>>()?
         };
-        let fields = on
-            .iter()
-            .map(|&i| SortField::new(batch_schema.field(i).data_type().clone()))
-            .collect();
-        Ok(Self {
-            on,
-            converter: RowConverter::new(fields)?,
-        })
+        Ok(Self { on })
     }
 
+    /// Equal to [`row_hashes`] over the [`value_hashes`] of the key
+    /// columns, without a vector per column.
     pub fn hashes(&self, batch: &RecordBatch) -> anyhow::Result<Vec<u128>> {
-        let cols: Vec<_> = self.on.iter().map(|&i| batch.column(i).clone()).collect();
-        let rows = self.converter.convert_columns(&cols)?;
-        Ok(rows.iter().map(|r| xxhash_rust::xxh3::xxh3_128(r.as_ref())).collect())
+        let Some((&first, rest)) = self.on.split_first() else {
+            return Ok(vec![0; batch.num_rows()]);
+        };
+        let mut hashes = value_hashes(batch.column(first).as_ref())?;
+        for (pos, &i) in rest.iter().enumerate() {
+            each_value_hash(batch.column(i).as_ref(), |row, v| {
+                hashes[row] = combine(hashes[row], v, pos + 1)
+            })?;
+        }
+        Ok(hashes)
     }
+}
+
+/// The hash of each value of `col` (a row hash of that column alone).
+pub fn value_hashes(col: &dyn Array) -> anyhow::Result<Vec<u128>> {
+    // Pushed, not written into `vec![0; n]`: calloc's zero pages, read then
+    // written, cost a page fault and a TLB shootdown across the threads
+    // each (a quarter of a normalize step).
+    let mut out = Vec::with_capacity(col.len());
+    each_value_hash(col, |_, v| out.push(v))?;
+    Ok(out)
+}
+
+/// Row hashes of several columns from their [`value_hashes`], in key
+/// order; `columns` must not be empty.
+pub fn row_hashes(columns: &[&[u128]]) -> Vec<u128> {
+    let mut hashes = columns[0].to_vec();
+    for (pos, col) in columns.iter().enumerate().skip(1) {
+        for (h, v) in hashes.iter_mut().zip(col.iter()) {
+            *h = combine(*h, *v, pos);
+        }
+    }
+    hashes
+}
+
+/// Calls `f(row, hash of the value)` for every row of `col`, in order.
+fn each_value_hash(col: &dyn Array, f: impl FnMut(usize, u128)) -> anyhow::Result<()> {
+    if has_fast_path(col.data_type()) {
+        fold_values(col, f);
+    } else {
+        let mut f = f;
+        let converter = RowConverter::new(vec![SortField::new(col.data_type().clone())])?;
+        let rows = converter.convert_columns(&[arrow::array::make_array(col.to_data())])?;
+        for (row, r) in rows.iter().enumerate() {
+            f(row, xxh3_128(r.as_ref()));
+        }
+    }
+    Ok(())
+}
+
+fn has_fast_path(ty: &DataType) -> bool {
+    ty.is_primitive()
+        || matches!(
+            ty,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::Boolean
+                | DataType::Null
+        )
+}
+
+/// Calls `f(row, hash of the value)` for every row of `col`, whose type has
+/// a fast path.
+fn fold_values(col: &dyn Array, mut f: impl FnMut(usize, u128)) {
+    let nulls = col.logical_nulls();
+    let valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+    let mut each = |value: &dyn Fn(usize) -> u128| {
+        for row in 0..col.len() {
+            f(row, if valid(row) { value(row) } else { NULL_HASH });
+        }
+    };
+    match col.data_type() {
+        DataType::Utf8 => {
+            let a = col.as_string::<i32>();
+            each(&|row| xxh3_128(a.value(row).as_bytes()))
+        }
+        DataType::LargeUtf8 => {
+            let a = col.as_string::<i64>();
+            each(&|row| xxh3_128(a.value(row).as_bytes()))
+        }
+        DataType::Binary => {
+            let a = col.as_binary::<i32>();
+            each(&|row| xxh3_128(a.value(row)))
+        }
+        DataType::LargeBinary => {
+            let a = col.as_binary::<i64>();
+            each(&|row| xxh3_128(a.value(row)))
+        }
+        DataType::Boolean => {
+            let a = col.as_boolean();
+            each(&|row| xxh3_128(&[a.value(row) as u8]))
+        }
+        DataType::Null => each(&|_| NULL_HASH),
+        ty => {
+            // Fixed-width values: their bytes in the array's one buffer.
+            let width = ty.primitive_width().expect("a primitive type");
+            let data = col.to_data();
+            let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
+            each(&|row| xxh3_128(&bytes[row * width..(row + 1) * width]))
+        }
+    }
+}
+
+/// The row's hash so far with the value of the key column at `pos`.
+fn combine(h: u128, value: u128, pos: usize) -> u128 {
+    let mut buf = [0u8; 40];
+    buf[..16].copy_from_slice(&h.to_le_bytes());
+    buf[16..32].copy_from_slice(&value.to_le_bytes());
+    buf[32..].copy_from_slice(&(pos as u64).to_le_bytes());
+    xxh3_128(&buf)
 }
 
 /// Hashing for tables keyed by these hashes: they are already uniformly
@@ -183,5 +301,73 @@ mod tests {
                 .to_string()
                 .contains("did you mean `k`")
         );
+    }
+
+    /// The identity the row format gave: equal values hash equal (also
+    /// through a sliced array), and NULL, the empty string, values moved to
+    /// another column or split differently do not.
+    #[test]
+    fn typed_hashes_tell_rows_apart_as_the_row_format_did() {
+        use arrow::array::{ArrayRef, BooleanArray, DictionaryArray, Float64Array, TimestampMicrosecondArray};
+        use arrow::datatypes::Int32Type;
+        let s: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            Some("b"),
+            Some(""),
+            None,
+            Some("ab"),
+            Some("a"),
+            Some("a"),
+        ]));
+        let t: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("b"),
+            Some("a"),
+            None,
+            Some(""),
+            Some("c"),
+            Some("bc"),
+            Some("b"),
+        ]));
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(1.5),
+            Some(1.5),
+            None,
+            None,
+            Some(-0.0),
+            Some(0.0),
+            Some(1.5),
+        ]));
+        let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1, 1, 2, 2, 3, 3, 1]));
+        let flag: ArrayRef = Arc::new(BooleanArray::from(vec![true, true, false, false, true, true, true]));
+        let dict: ArrayRef = Arc::new(
+            vec!["x", "x", "y", "y", "z", "z", "x"]
+                .into_iter()
+                .collect::<DictionaryArray<Int32Type>>(),
+        );
+        let b = RecordBatch::try_from_iter([("s", s), ("t", t), ("f", f), ("ts", ts), ("flag", flag), ("d", dict)])
+            .unwrap();
+        let h = RowHasher::new(&b.schema(), &[]).unwrap().hashes(&b).unwrap();
+        // Row 6 repeats row 0; every other pair differs.
+        assert_eq!(h[0], h[6]);
+        for i in 0..6 {
+            for j in i + 1..6 {
+                assert_ne!(h[i], h[j], "rows {i} and {j}");
+            }
+        }
+        // ("a","b") vs ("b","a"), "" vs NULL, ("ab","c") vs ("a","bc") on
+        // the string columns alone.
+        let st = RowHasher::new(&b.schema(), &["s".into(), "t".into()])
+            .unwrap()
+            .hashes(&b)
+            .unwrap();
+        assert_ne!(st[0], st[1]);
+        assert_ne!(st[2], st[3]);
+        assert_ne!(st[4], st[5]);
+        // A slice hashes its rows as the whole array does (buffer offsets).
+        let tail = RowHasher::new(&b.schema(), &[])
+            .unwrap()
+            .hashes(&b.slice(3, 4))
+            .unwrap();
+        assert_eq!(tail, h[3..]);
     }
 }

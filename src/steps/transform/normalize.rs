@@ -19,10 +19,9 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::data::artifact::{DatasetWriter, open};
+use crate::data::artifact::DatasetWriter;
 use crate::data::ops::row_values;
 use crate::data::quarantine::BadRowLimit;
-use crate::data::rows::DEFAULT_BATCH_ROWS;
 use crate::normalize::mask::PiiColumns;
 use crate::normalize::model::{EntitySpec, Plan, check_entities};
 use crate::normalize::report::add_to_metrics;
@@ -113,15 +112,10 @@ struct Normalize {
 impl Normalize {
     fn run_blocking(&self, cx: &StepContext) -> Result<StepOutput> {
         let input = cx.single_input()?.clone();
-        let reader = open(&input, DEFAULT_BATCH_ROWS)?;
-        let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
-        let mut batches = Vec::new();
-        for b in reader {
-            cx.check_cancelled()?;
-            batches.push(b?);
-        }
-        let flat = arrow::compute::concat_batches(&schema, &batches)?;
-        drop(batches);
+        // The split needs the whole input at once: read as one batch, its
+        // columns decoded side by side.
+        let flat = crate::data::artifact::read_whole(&input)?;
+        let schema = flat.schema();
         let plan = Plan::new(&self.cfg.entity);
         let pii = PiiColumns::new(self.cfg.pii.iter().cloned());
         let opts = SplitOptions {
