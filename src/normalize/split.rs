@@ -139,7 +139,22 @@ struct ColumnHashes(HashMap<String, Vec<u128>>);
 
 impl ColumnHashes {
     fn of(plan: &Plan, flat: &RecordBatch) -> Result<Self> {
-        let mut names: Vec<String> = plan.entities.iter().flat_map(|e| e.input_columns()).collect();
+        // Keys, the attributes whose variants are counted (not a line
+        // entity's), and foreign keys: the columns rows are told apart by.
+        let mut names: Vec<String> = plan
+            .entities
+            .iter()
+            .flat_map(|e| {
+                let attrs = e.spec.line_number.is_none().then_some(&e.spec.attributes);
+                e.spec
+                    .key
+                    .iter()
+                    .filter(|c| Some(*c) != e.spec.line_number.as_ref())
+                    .chain(attrs.into_iter().flatten())
+                    .chain(e.foreign_keys.iter().flat_map(|fk| &fk.columns))
+                    .cloned()
+            })
+            .collect();
         names.sort();
         names.dedup();
         std::thread::scope(|s| {
@@ -182,12 +197,13 @@ fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Gr
         .filter(|c| Some(*c) != e.spec.line_number.as_ref())
         .cloned()
         .collect();
-    let zeros = || Cow::Owned(vec![0; n]);
-    let key_h = hashes.rows(&key_cols).unwrap_or_else(zeros);
+    let key_h = hashes.rows(&key_cols).unwrap_or_else(|| Cow::Owned(vec![0; n]));
+    // A line entity's rows are all kept: its attributes are not compared.
     let attr_h = match e.spec.line_number {
-        None => hashes.rows(&e.spec.attributes).unwrap_or_else(zeros),
-        Some(_) => zeros(),
+        None => hashes.rows(&e.spec.attributes),
+        Some(_) => None,
     };
+    let attrs_of = |row: usize| attr_h.as_ref().map_or(0, |h| h[row]);
     let key_arrays: Vec<&ArrayRef> = key_cols
         .iter()
         .map(|c| flat.column_by_name(c).expect("checked"))
@@ -211,13 +227,14 @@ fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Gr
         row_group[row] = g;
         let grp = &mut groups[g as usize];
         let r = row as u32;
-        match grp.variants.iter_mut().find(|v| v.attrs == attr_h[row]) {
+        let attrs = attrs_of(row);
+        match grp.variants.iter_mut().find(|v| v.attrs == attrs) {
             Some(v) => {
                 v.count += 1;
                 v.last = r;
             }
             None => grp.variants.push(Variant {
-                attrs: attr_h[row],
+                attrs,
                 count: 1,
                 first: r,
                 last: r,
@@ -339,6 +356,19 @@ fn check_columns(plan: &Plan, schema: &Schema) -> Result<()> {
 
 /// Splits `flat` into the plan's entities.
 pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Split> {
+    split_with(plan, flat, opts, |_, _| Ok(())).map(|(split, _)| split)
+}
+
+/// [`split`], handing each entity's table to `sink` (with the entity's
+/// name) on a thread of its own as soon as it is built; returns the sink's
+/// results in entity order. The caller writes tables there, overlapping
+/// the rest of the split.
+pub fn split_with<T: Send>(
+    plan: &Plan,
+    flat: &RecordBatch,
+    opts: &SplitOptions,
+    sink: impl Fn(&str, &RecordBatch) -> Result<T> + Sync,
+) -> Result<(Split, Vec<T>)> {
     check_columns(plan, flat.schema_ref())?;
     let (mut groupings, mut hashes) = group_all(plan, flat)?;
     let violations: Vec<Violation> = plan
@@ -394,47 +424,80 @@ pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Spl
         &kept
     };
 
-    let mut rows_of: HashMap<&str, Vec<u32>> = HashMap::new();
-    let mut entities = Vec::new();
-    // Each entity's table is built on a thread of its own.
-    let built: Vec<Result<(Vec<u32>, RecordBatch)>> = std::thread::scope(|s| {
+    // Each entity's table is built on a thread of its own, handed to the
+    // main thread (the foreign key checks need every entity's rows), then
+    // given to `sink` on that thread: a table's Parquet write overlaps the
+    // other tables' builds and the foreign key checks.
+    let (tx, built) = std::sync::mpsc::channel::<(usize, Option<(Vec<u32>, RecordBatch)>)>();
+    let (tables, sunk, foreign_keys) = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .entities
             .iter()
             .zip(&groupings)
-            .map(|(e, g)| {
-                let hashes = &hashes;
-                s.spawn(move || {
+            .enumerate()
+            .map(|(i, (e, g))| {
+                let (hashes, tx, sink) = (&hashes, tx.clone(), &sink);
+                s.spawn(move || -> Result<Option<T>> {
                     let (rows, line_numbers) = representative_rows(e, g);
-                    let batch = build(e, flat, hashes, &rows, line_numbers, opts)?;
-                    Ok((rows, batch))
+                    let batch = match build(e, flat, hashes, &rows, line_numbers, opts) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            let _ = tx.send((i, None));
+                            return Err(err);
+                        }
+                    };
+                    let _ = tx.send((i, Some((rows, batch.clone()))));
+                    sink(&e.name, &batch).map(Some)
                 })
             })
             .collect();
-        handles
+        drop(tx);
+        let mut tables: Vec<Option<(Vec<u32>, RecordBatch)>> = vec![None; plan.entities.len()];
+        for (i, table) in built {
+            tables[i] = table;
+        }
+        let foreign_keys = tables.iter().all(Option::is_some).then(|| {
+            let rows_of: HashMap<&str, &[u32]> = plan
+                .entities
+                .iter()
+                .zip(&tables)
+                .map(|(e, t)| (e.name.as_str(), t.as_ref().expect("built").0.as_slice()))
+                .collect();
+            check_foreign_keys(plan, flat, &groupings, &hashes, &rows_of, opts)
+        });
+        let sunk: Result<Vec<Option<T>>> = handles
             .into_iter()
             .map(|h| h.join().expect("an entity builder panicked"))
-            .collect()
+            .collect();
+        (tables, sunk, foreign_keys)
     });
-    for ((e, g), b) in plan.entities.iter().zip(&groupings).zip(built) {
-        let (rows, batch) = b?;
-        let used = flat.num_rows() as u64 - g.null_keys;
-        entities.push(EntityOutput {
-            name: e.name.clone(),
-            folded: used - batch.num_rows() as u64,
-            batch,
-            null_keys: g.null_keys,
-        });
-        rows_of.insert(e.name.as_str(), rows);
-    }
-    let foreign_keys = check_foreign_keys(plan, flat, &groupings, &hashes, &rows_of, opts);
-    Ok(Split {
-        entities,
-        quarantine,
-        violations,
-        foreign_keys,
-        rows_used: flat.num_rows() as u64,
-    })
+    let sunk = sunk?.into_iter().map(|t| t.expect("every table was built")).collect();
+    let entities = plan
+        .entities
+        .iter()
+        .zip(&groupings)
+        .zip(tables)
+        .map(|((e, g), t)| {
+            let (_, batch) = t.expect("every table was built");
+            let used = flat.num_rows() as u64 - g.null_keys;
+            EntityOutput {
+                name: e.name.clone(),
+                folded: used - batch.num_rows() as u64,
+                batch,
+                null_keys: g.null_keys,
+            }
+        })
+        .collect();
+    Ok((
+        Split {
+            entities,
+            quarantine,
+            violations,
+            foreign_keys: foreign_keys.expect("every table was built"),
+            rows_used: flat.num_rows() as u64,
+        },
+        sunk,
+    ))
 }
 
 /// Every entity's grouping of `flat`, one thread per entity (they only
@@ -486,9 +549,18 @@ fn build(
     line_numbers: Option<Vec<i64>>,
     opts: &SplitOptions,
 ) -> Result<RecordBatch> {
-    let idx = UInt32Array::from(rows.to_vec());
-    let taken =
-        |c: &str| -> Result<ArrayRef> { Ok(take(flat.column_by_name(c).expect("checked").as_ref(), &idx, None)?) };
+    // A line entity keeps every row in input order: its columns are the
+    // input's, shared, not copied.
+    let every_row = rows.len() == flat.num_rows() && rows.iter().enumerate().all(|(i, &r)| r as usize == i);
+    let idx = UInt32Array::from(if every_row { Vec::new() } else { rows.to_vec() });
+    let taken = |c: &str| -> Result<ArrayRef> {
+        let col = flat.column_by_name(c).expect("checked");
+        Ok(if every_row {
+            col.clone()
+        } else {
+            take(col.as_ref(), &idx, None)?
+        })
+    };
     let mut fields = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
     for name in e.output_columns() {
@@ -542,7 +614,7 @@ fn check_foreign_keys(
     flat: &RecordBatch,
     groupings: &[Grouping],
     hashes: &ColumnHashes,
-    rows_of: &HashMap<&str, Vec<u32>>,
+    rows_of: &HashMap<&str, &[u32]>,
     opts: &SplitOptions,
 ) -> Vec<ForeignKeyCheck> {
     let mut out = Vec::new();
@@ -557,15 +629,16 @@ fn check_foreign_keys(
                 groupings[ri].groups.iter().map(|g| g.key).collect();
             // The entity's rows are input rows: their foreign keys' hashes
             // are the input's.
-            let rows = &rows_of[e.name.as_str()];
+            let rows = rows_of[e.name.as_str()];
             let all = hashes.rows(&fk.columns).expect("a foreign key has columns");
-            let fk_hashes: Vec<u128> = rows.iter().map(|&r| all[r as usize]).collect();
             let cols: Vec<&ArrayRef> = fk
                 .columns
                 .iter()
                 .map(|c| flat.column_by_name(c).expect("checked"))
                 .collect();
-            let orphan_rows = orphans(&fk_hashes, &known, |i| cols.iter().any(|a| a.is_null(rows[i] as usize)));
+            let orphan_rows = orphans(rows.iter().map(|&r| all[r as usize]), &known, |i| {
+                cols.iter().any(|a| a.is_null(rows[i] as usize))
+            });
             out.push(ForeignKeyCheck {
                 entity: e.name.clone(),
                 columns: fk.columns.clone(),
@@ -582,15 +655,17 @@ fn check_foreign_keys(
     out
 }
 
-/// Rows whose foreign key hash is not among the referenced keys (rows with
-/// a NULL in the foreign key are not orphans).
+/// Rows (positions in `hashes`) whose foreign key hash is not among the
+/// referenced keys (rows with a NULL in the foreign key are not orphans).
 pub fn orphans<S: std::hash::BuildHasher>(
-    hashes: &[u128],
+    hashes: impl Iterator<Item = u128>,
     known: &HashSet<u128, S>,
     is_null: impl Fn(usize) -> bool,
 ) -> Vec<usize> {
-    (0..hashes.len())
-        .filter(|&r| !is_null(r) && !known.contains(&hashes[r]))
+    hashes
+        .enumerate()
+        .filter(|&(r, h)| !known.contains(&h) && !is_null(r))
+        .map(|(r, _)| r)
         .collect()
 }
 
@@ -601,6 +676,6 @@ mod tests {
     #[test]
     fn orphans_skip_nulls_and_known_keys() {
         let known: HashSet<u128> = [1, 2].into_iter().collect();
-        assert_eq!(orphans(&[1, 3, 2, 4], &known, |r| r == 3), vec![1]);
+        assert_eq!(orphans([1, 3, 2, 4].into_iter(), &known, |r| r == 3), vec![1]);
     }
 }

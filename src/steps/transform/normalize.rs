@@ -25,7 +25,7 @@ use crate::data::quarantine::BadRowLimit;
 use crate::normalize::mask::PiiColumns;
 use crate::normalize::model::{EntitySpec, Plan, check_entities};
 use crate::normalize::report::add_to_metrics;
-use crate::normalize::split::{SplitOptions, split};
+use crate::normalize::split::{SplitOptions, split_with};
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
 
 pub const KIND: StepKind = StepKind::of::<NormalizeConfig>(
@@ -123,7 +123,10 @@ impl Normalize {
             examples: self.cfg.examples,
             pii: pii.clone(),
         };
-        let result = split(&plan, &flat, &opts)?;
+        let dir = cx.artifact_dir();
+        // Each table is written as soon as it is built, on its builder's
+        // thread (Parquet encoding and zstd dominate what is left).
+        let (result, datasets) = split_with(&plan, &flat, &opts, |name, batch| write(&dir, &cx.task, name, batch))?;
 
         let mut quarantine = cx
             .quarantine()
@@ -139,22 +142,6 @@ impl Normalize {
                 values.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
             )?;
         }
-        let dir = cx.artifact_dir();
-        // One writer thread per table (Parquet encoding and zstd dominate).
-        let datasets: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = result
-                .entities
-                .iter()
-                .map(|e| {
-                    let (dir, task) = (&dir, &cx.task);
-                    s.spawn(move || write(dir, task, &e.name, &e.batch))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a table writer panicked"))
-                .collect::<Result<_>>()
-        })?;
         let bad = quarantine.count();
         let qpath = quarantine.path().to_path_buf();
         quarantine.finish()?;
@@ -188,7 +175,7 @@ impl Normalize {
 }
 
 fn write(dir: &std::path::Path, task: &str, name: &str, b: &RecordBatch) -> Result<crate::data::DatasetRef> {
-    let mut w = DatasetWriter::create(dir, task, name, b.schema())?;
+    let mut w = DatasetWriter::create_parallel(dir, task, name, b.schema())?;
     w.write(b)?;
     w.finish()
 }
