@@ -15,6 +15,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin clap layer over [`cli`].
 
+pub mod alloc;
 pub mod aws;
 pub mod cli;
 pub mod control;

@@ -71,6 +71,10 @@ impl DatasetWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            // Min/max per column chunk, not per page: artifacts are read
+            // whole by the next task, and page statistics (with their
+            // page index) cost string comparisons on every value.
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
         let mut encoder = if parallel {
@@ -300,6 +304,16 @@ pub fn read_all(dataset: &DatasetRef) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 /// its own (for steps that need every row at once, such as a normalize
 /// split; decoding was a fifth of that step, one column after another).
 pub fn read_whole(dataset: &DatasetRef) -> Result<RecordBatch> {
+    read_whole_with(dataset, |_, _| Ok(())).map(|(batch, _)| batch)
+}
+
+/// [`read_whole`], also running `also` on each column on its reader's
+/// thread as soon as it is decoded (a normalize step hashes its key
+/// columns there); returns its results in column order.
+pub fn read_whole_with<T: Send>(
+    dataset: &DatasetRef,
+    also: impl Fn(&arrow::datatypes::Field, &arrow::array::ArrayRef) -> Result<T> + Sync,
+) -> Result<(RecordBatch, Vec<T>)> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
     let context = || format!("reading output `{}` of task `{}`", dataset.name, dataset.task);
@@ -310,8 +324,8 @@ pub fn read_whole(dataset: &DatasetRef) -> Result<RecordBatch> {
     let columns = std::thread::scope(|s| {
         let handles: Vec<_> = (0..schema.fields().len())
             .map(|i| {
-                let (meta, field) = (meta.clone(), schema.field(i));
-                s.spawn(move || -> Result<arrow::array::ArrayRef> {
+                let (meta, field, also) = (meta.clone(), schema.field(i), &also);
+                s.spawn(move || -> Result<(arrow::array::ArrayRef, T)> {
                     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, meta);
                     let mask = ProjectionMask::roots(builder.parquet_schema(), [i]);
                     let batches = builder
@@ -320,11 +334,13 @@ pub fn read_whole(dataset: &DatasetRef) -> Result<RecordBatch> {
                         .build()?
                         .collect::<Result<Vec<_>, _>>()?;
                     let parts: Vec<&dyn arrow::array::Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
-                    Ok(match parts.len() {
+                    let column = match parts.len() {
                         1 => batches[0].column(0).clone(),
                         0 => arrow::array::new_empty_array(field.data_type()),
                         _ => arrow::compute::concat(&parts)?,
-                    })
+                    };
+                    let extra = also(field, &column)?;
+                    Ok((column, extra))
                 })
             })
             .collect();
@@ -334,8 +350,9 @@ pub fn read_whole(dataset: &DatasetRef) -> Result<RecordBatch> {
             .collect::<Result<Vec<_>>>()
     })
     .with_context(context)?;
+    let (columns, extras): (Vec<_>, Vec<_>) = columns.into_iter().unzip();
     let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
-    Ok(RecordBatch::try_new_with_options(schema, columns, &options)?)
+    Ok((RecordBatch::try_new_with_options(schema, columns, &options)?, extras))
 }
 
 #[cfg(test)]

@@ -132,15 +132,16 @@ struct Grouping {
 }
 
 /// The value hashes of every column an entity's key or attributes read,
-/// computed once per split, one thread per column: a column shared by
-/// several entities (InvoiceNo keys invoices and groups invoice lines) is
-/// hashed once, and a foreign key's hashes are the referencing rows' own.
-struct ColumnHashes(HashMap<String, Vec<u128>>);
+/// computed once per split: a column shared by several entities (InvoiceNo
+/// keys invoices and groups invoice lines) is hashed once, and a foreign
+/// key's hashes are the referencing rows' own. The normalize step computes
+/// them while it reads its input (see [`split_with`]).
+pub struct ColumnHashes(HashMap<String, Vec<u128>>);
 
 impl ColumnHashes {
-    fn of(plan: &Plan, flat: &RecordBatch) -> Result<Self> {
-        // Keys, the attributes whose variants are counted (not a line
-        // entity's), and foreign keys: the columns rows are told apart by.
+    /// The columns a split of `plan` hashes: keys, the attributes whose
+    /// variants are counted (not a line entity's), and foreign keys.
+    pub fn needed(plan: &Plan) -> Vec<String> {
         let mut names: Vec<String> = plan
             .entities
             .iter()
@@ -157,8 +158,25 @@ impl ColumnHashes {
             .collect();
         names.sort();
         names.dedup();
+        names
+    }
+
+    /// Hashes computed elsewhere: [`value_hashes`] of each named column.
+    pub fn from_columns(columns: impl IntoIterator<Item = (String, Vec<u128>)>) -> Self {
+        Self(columns.into_iter().collect())
+    }
+
+    /// Whether these are the hashes of every column of `plan` over `rows` rows.
+    fn cover(&self, plan: &Plan, rows: usize) -> bool {
+        Self::needed(plan)
+            .iter()
+            .all(|c| self.0.get(c).is_some_and(|h| h.len() == rows))
+    }
+
+    /// Computes the hashes, a thread per column.
+    fn of(plan: &Plan, flat: &RecordBatch) -> Result<Self> {
         std::thread::scope(|s| {
-            let handles: Vec<_> = names
+            let handles: Vec<_> = Self::needed(plan)
                 .into_iter()
                 .map(|name| {
                     s.spawn(move || {
@@ -188,15 +206,20 @@ impl ColumnHashes {
     }
 }
 
-fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Grouping> {
-    let n = flat.num_rows();
-    let key_cols: Vec<String> = e
-        .spec
+/// The columns an entity's rows are grouped by: its key without a
+/// generated line number.
+fn grouping_key(e: &EntityPlan) -> Vec<String> {
+    e.spec
         .key
         .iter()
         .filter(|c| Some(*c) != e.spec.line_number.as_ref())
         .cloned()
-        .collect();
+        .collect()
+}
+
+fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Grouping> {
+    let n = flat.num_rows();
+    let key_cols = grouping_key(e);
     let key_h = hashes.rows(&key_cols).unwrap_or_else(|| Cow::Owned(vec![0; n]));
     // A line entity's rows are all kept: its attributes are not compared.
     let attr_h = match e.spec.line_number {
@@ -204,9 +227,11 @@ fn group(e: &EntityPlan, flat: &RecordBatch, hashes: &ColumnHashes) -> Result<Gr
         Some(_) => None,
     };
     let attrs_of = |row: usize| attr_h.as_ref().map_or(0, |h| h[row]);
+    // Only the key columns that have NULLs are looked at row by row.
     let key_arrays: Vec<&ArrayRef> = key_cols
         .iter()
         .map(|c| flat.column_by_name(c).expect("checked"))
+        .filter(|a| a.null_count() > 0)
         .collect();
     let mut index: ByHash<u32> = ByHash::default();
     let mut groups: Vec<Group> = Vec::new();
@@ -356,21 +381,23 @@ fn check_columns(plan: &Plan, schema: &Schema) -> Result<()> {
 
 /// Splits `flat` into the plan's entities.
 pub fn split(plan: &Plan, flat: &RecordBatch, opts: &SplitOptions) -> Result<Split> {
-    split_with(plan, flat, opts, |_, _| Ok(())).map(|(split, _)| split)
+    split_with(plan, flat, None, opts, |_, _| Ok(())).map(|(split, _)| split)
 }
 
 /// [`split`], handing each entity's table to `sink` (with the entity's
 /// name) on a thread of its own as soon as it is built; returns the sink's
 /// results in entity order. The caller writes tables there, overlapping
-/// the rest of the split.
+/// the rest of the split. `hashes`, when the caller has them, are the
+/// [`ColumnHashes::needed`] columns' [`value_hashes`] over `flat`.
 pub fn split_with<T: Send>(
     plan: &Plan,
     flat: &RecordBatch,
+    hashes: Option<ColumnHashes>,
     opts: &SplitOptions,
     sink: impl Fn(&str, &RecordBatch) -> Result<T> + Sync,
 ) -> Result<(Split, Vec<T>)> {
     check_columns(plan, flat.schema_ref())?;
-    let (mut groupings, mut hashes) = group_all(plan, flat)?;
+    let (mut groupings, mut hashes) = group_all(plan, flat, hashes)?;
     let violations: Vec<Violation> = plan
         .entities
         .iter()
@@ -420,7 +447,7 @@ pub fn split_with<T: Send>(
     } else {
         let mask: BooleanArray = out_of.iter().map(|q| Some(!q)).collect();
         kept = arrow::compute::filter_record_batch(flat, &mask)?;
-        (groupings, hashes) = group_all(plan, &kept)?;
+        (groupings, hashes) = group_all(plan, &kept, None)?;
         &kept
     };
 
@@ -436,10 +463,10 @@ pub fn split_with<T: Send>(
             .zip(&groupings)
             .enumerate()
             .map(|(i, (e, g))| {
-                let (hashes, tx, sink) = (&hashes, tx.clone(), &sink);
+                let (hashes, groupings, tx, sink) = (&hashes, groupings.as_slice(), tx.clone(), &sink);
                 s.spawn(move || -> Result<Option<T>> {
                     let (rows, line_numbers) = representative_rows(e, g);
-                    let batch = match build(e, flat, hashes, &rows, line_numbers, opts) {
+                    let batch = match build(e, plan, groupings, flat, hashes, &rows, line_numbers, opts) {
                         Ok(b) => b,
                         Err(err) => {
                             let _ = tx.send((i, None));
@@ -502,15 +529,30 @@ pub fn split_with<T: Send>(
 
 /// Every entity's grouping of `flat`, one thread per entity (they only
 /// read the batch), and the column hashes they used.
-fn group_all(plan: &Plan, flat: &RecordBatch) -> Result<(Vec<Grouping>, ColumnHashes)> {
-    let hashes = ColumnHashes::of(plan, flat)?;
-    let groupings = std::thread::scope(|s| {
+fn group_all(plan: &Plan, flat: &RecordBatch, known: Option<ColumnHashes>) -> Result<(Vec<Grouping>, ColumnHashes)> {
+    let hashes = match known {
+        Some(h) if h.cover(plan, flat.num_rows()) => h,
+        _ => ColumnHashes::of(plan, flat)?,
+    };
+    // A line entity grouped like another entity (invoice lines by their
+    // invoice) takes that entity's groups: it only numbers its rows within
+    // them, so it needs their rows, not their attribute variants.
+    let twin_of = |e: &EntityPlan| {
+        e.spec.line_number.as_ref()?;
+        let key = grouping_key(e);
+        plan.entities
+            .iter()
+            .position(|o| o.spec.line_number.is_none() && grouping_key(o) == key)
+    };
+    let twins: Vec<Option<usize>> = plan.entities.iter().map(twin_of).collect();
+    let mut groupings: Vec<Option<Grouping>> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .entities
             .iter()
-            .map(|e| {
+            .zip(&twins)
+            .map(|(e, twin)| {
                 let hashes = &hashes;
-                s.spawn(move || group(e, flat, hashes))
+                s.spawn(move || twin.is_none().then(|| group(e, flat, hashes)).transpose())
             })
             .collect();
         handles
@@ -518,6 +560,27 @@ fn group_all(plan: &Plan, flat: &RecordBatch) -> Result<(Vec<Grouping>, ColumnHa
             .map(|h| h.join().expect("an entity grouping panicked"))
             .collect::<Result<_>>()
     })?;
+    for (i, twin) in twins.iter().enumerate() {
+        if let Some(t) = *twin {
+            let g = groupings[t].as_ref().expect("a twin is grouped itself");
+            groupings[i] = Some(Grouping {
+                row_group: g.row_group.clone(),
+                groups: g
+                    .groups
+                    .iter()
+                    .map(|x| Group {
+                        key: x.key,
+                        variants: Vec::new(),
+                    })
+                    .collect(),
+                null_keys: g.null_keys,
+            });
+        }
+    }
+    let groupings = groupings
+        .into_iter()
+        .map(|g| g.expect("every entity grouped"))
+        .collect();
     Ok((groupings, hashes))
 }
 
@@ -541,8 +604,11 @@ fn representative_rows(e: &EntityPlan, g: &Grouping) -> (Vec<u32>, Option<Vec<i6
 }
 
 /// Assembles an entity's output columns from its representative rows.
+#[allow(clippy::too_many_arguments)]
 fn build(
     e: &EntityPlan,
+    plan: &Plan,
+    groupings: &[Grouping],
     flat: &RecordBatch,
     hashes: &ColumnHashes,
     rows: &[u32],
@@ -579,20 +645,33 @@ fn build(
                 .collect();
             let fk_hashes = hashes.rows(&fk.columns).expect("a foreign key has columns");
             let keys = SurrogateKeys::new(&opts.surrogate_salt);
-            // One surrogate per distinct foreign key (lines repeat products).
-            let mut cache: ByHash<i64> = ByHash::default();
+            // One surrogate per distinct foreign key (lines repeat
+            // products): kept per group of the referenced entity when it is
+            // grouped by these very columns (an index, no hash lookup per
+            // row), else per hash.
+            let referenced = plan
+                .entities
+                .iter()
+                .position(|x| x.name == fk.references && grouping_key(x) == fk.columns)
+                .map(|i| &groupings[i]);
+            let mut by_group: Vec<Option<i64>> = vec![None; referenced.map_or(0, |g| g.groups.len())];
+            let mut by_hash: ByHash<Option<i64>> = ByHash::default();
             let mut out = Vec::with_capacity(rows.len());
             for &row in rows {
-                let (row, h) = (row as usize, fk_hashes[row as usize]);
-                if natural.iter().any(|a| a.is_null(row)) {
+                let row = row as usize;
+                if natural.iter().any(|a| a.null_count() > 0 && a.is_null(row)) {
                     out.push(None);
-                } else if let Some(k) = cache.get(&h) {
-                    out.push(Some(*k));
-                } else {
-                    let k = keys.key_of(&SurrogateKeys::encode(&natural, row)?);
-                    cache.insert(h, k);
-                    out.push(Some(k));
+                    continue;
                 }
+                let slot = match referenced.map(|g| g.row_group[row]) {
+                    Some(g) if g != NONE => &mut by_group[g as usize],
+                    _ => by_hash.entry(fk_hashes[row]).or_insert(None),
+                };
+                let k = match *slot {
+                    Some(k) => k,
+                    None => *slot.insert(keys.key_of(&SurrogateKeys::encode(&natural, row)?)),
+                };
+                out.push(Some(k));
             }
             (
                 Field::new(&name, DataType::Int64, true),

@@ -20,12 +20,13 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::data::artifact::DatasetWriter;
+use crate::data::ops::dedupe::value_hashes;
 use crate::data::ops::row_values;
 use crate::data::quarantine::BadRowLimit;
 use crate::normalize::mask::PiiColumns;
 use crate::normalize::model::{EntitySpec, Plan, check_entities};
 use crate::normalize::report::add_to_metrics;
-use crate::normalize::split::{SplitOptions, split_with};
+use crate::normalize::split::{ColumnHashes, SplitOptions, split_with};
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
 
 pub const KIND: StepKind = StepKind::of::<NormalizeConfig>(
@@ -113,10 +114,18 @@ impl Normalize {
     fn run_blocking(&self, cx: &StepContext) -> Result<StepOutput> {
         let input = cx.single_input()?.clone();
         // The split needs the whole input at once: read as one batch, its
-        // columns decoded side by side.
-        let flat = crate::data::artifact::read_whole(&input)?;
-        let schema = flat.schema();
+        // columns decoded side by side, and the columns the split tells
+        // rows apart by hashed by their readers.
         let plan = Plan::new(&self.cfg.entity);
+        let needed = ColumnHashes::needed(&plan);
+        let (flat, hashed) = crate::data::artifact::read_whole_with(&input, |field, col| {
+            Ok(match needed.contains(field.name()) {
+                true => Some((field.name().clone(), value_hashes(col.as_ref())?)),
+                false => None,
+            })
+        })?;
+        let hashes = ColumnHashes::from_columns(hashed.into_iter().flatten());
+        let schema = flat.schema();
         let pii = PiiColumns::new(self.cfg.pii.iter().cloned());
         let opts = SplitOptions {
             surrogate_salt: self.cfg.surrogate_salt.clone(),
@@ -126,7 +135,9 @@ impl Normalize {
         let dir = cx.artifact_dir();
         // Each table is written as soon as it is built, on its builder's
         // thread (Parquet encoding and zstd dominate what is left).
-        let (result, datasets) = split_with(&plan, &flat, &opts, |name, batch| write(&dir, &cx.task, name, batch))?;
+        let (result, datasets) = split_with(&plan, &flat, Some(hashes), &opts, |name, batch| {
+            write(&dir, &cx.task, name, batch)
+        })?;
 
         let mut quarantine = cx
             .quarantine()
