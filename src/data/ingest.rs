@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use arrow::record_batch::RecordBatch;
 
 use super::DatasetRef;
 use super::artifact::DatasetWriter;
@@ -60,11 +61,8 @@ enum Pick {
 /// Typed output of the sources read so far.
 pub struct Ingest {
     opts: TypingOptions,
-    /// Output columns, fixed by the first source with a header.
-    columns: Option<Vec<(String, ColumnSpec)>>,
-    /// Which columns were inferred (for the quarantine reason).
-    inferred: Vec<bool>,
-    builder: Option<BatchBuilder>,
+    /// Fixed by the first source with a header.
+    typer: Option<Typer>,
     writer: Option<DatasetWriter>,
     dir: std::path::PathBuf,
     task: String,
@@ -72,6 +70,41 @@ pub struct Ingest {
     pub quarantine: Quarantine,
     pub progress: Progress,
     pub rows_in: u64,
+}
+
+/// Rows of text to typed batches, once the output columns are fixed. A
+/// clone (with an empty builder) types another source on another thread.
+struct Typer {
+    columns: Vec<(String, ColumnSpec)>,
+    /// Which columns were inferred (for the quarantine reason).
+    inferred: Vec<bool>,
+    source_column: Option<String>,
+    declared: Vec<String>,
+    null_values: Vec<String>,
+    infer_rows: usize,
+    builder: BatchBuilder,
+}
+
+/// What typing a source produces, in source order.
+enum Piece {
+    Batch { batch: RecordBatch, bytes: u64 },
+    Bad(BadRow),
+}
+
+/// A row for the quarantine, owned (it may cross threads).
+struct BadRow {
+    source: String,
+    line: u64,
+    column: Option<String>,
+    reason: String,
+    values: Vec<(String, Option<String>)>,
+}
+
+/// One more source for [`Ingest::add_sources_in_parallel`]: its name and
+/// how to open its rows (called on the thread that reads it).
+pub struct TextSource<'a> {
+    pub name: String,
+    pub open: Box<dyn FnOnce() -> Result<Box<dyn RowSource>> + Send + 'a>,
 }
 
 impl Ingest {
@@ -86,9 +119,7 @@ impl Ingest {
     ) -> Self {
         Self {
             opts,
-            columns: None,
-            inferred: Vec::new(),
-            builder: None,
+            typer: None,
             writer: None,
             dir: dir.to_path_buf(),
             task: task.to_string(),
@@ -109,7 +140,7 @@ impl Ingest {
         // Bad source rows stay in the sample, in order, so that the
         // quarantine lists rows in file order.
         let mut sample: Vec<Result<OwnedRow, BadSourceRow>> = Vec::new();
-        if self.columns.is_none() {
+        if self.typer.is_none() {
             while sample.len() < self.opts.infer_rows.max(1) && self.opts.infer {
                 match src.next_row()? {
                     Next::Row(line, row) => sample.push(Ok(OwnedRow::of(line, &row))),
@@ -120,28 +151,101 @@ impl Ingest {
             let good: Vec<&OwnedRow> = sample.iter().filter_map(|r| r.as_ref().ok()).collect();
             self.fix_columns(source_name, &header, &good)?;
         }
-        let columns = self.columns.clone().expect("fixed above");
-        let picks = self.picks(source_name, &header, &columns)?;
-        for entry in &sample {
-            match entry {
-                Ok(r) => self.push(source_name, &header, &columns, &picks, r.line, &Row::Cells(&r.cells))?,
-                Err(b) => {
-                    self.rows_in += 1;
-                    self.quarantine_raw(source_name, &header, b.line, &b.reason, &b.cells)?
+        let Self {
+            typer,
+            writer,
+            dir,
+            task,
+            name,
+            quarantine,
+            progress,
+            rows_in,
+            ..
+        } = self;
+        let typer = typer.as_mut().expect("fixed above");
+        let mut out = Output {
+            writer,
+            dir,
+            task,
+            name,
+            quarantine,
+            progress,
+            rows_in,
+        };
+        typer.read(source_name, &header, sample, src, &mut |piece| out.take(piece))
+    }
+
+    /// Whether a source fixed the output columns (the later sources can
+    /// then be read in parallel).
+    pub fn columns_fixed(&self) -> bool {
+        self.typer.is_some()
+    }
+
+    /// Reads `sources` on up to `threads` threads, as [`add_source`](Self::add_source)
+    /// one after the other would: their rows and quarantined rows come
+    /// out in the order of `sources`. A thread reads a whole source; the
+    /// output waits for the sources before it, at most a few batches per
+    /// thread held meanwhile. The columns must be fixed.
+    pub fn add_sources_in_parallel(&mut self, sources: Vec<TextSource<'_>>, threads: usize) -> Result<()> {
+        use std::sync::Mutex;
+        use std::sync::mpsc::{Receiver, sync_channel};
+        let typer = self.typer.clone().context("the columns are not fixed yet")?;
+        let n = sources.len();
+        // A channel per source, taken in order by the workers.
+        let (senders, receivers): (Vec<_>, Vec<Receiver<Result<Piece>>>) =
+            (0..n).map(|_| sync_channel::<Result<Piece>>(QUEUED_PIECES)).unzip();
+        let work = Mutex::new(sources.into_iter().zip(senders));
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, n.max(1)) {
+                let (work, mut typer) = (&work, typer.clone());
+                s.spawn(move || {
+                    loop {
+                        let Some((source, tx)) = work.lock().expect("a reader panicked").next() else {
+                            return;
+                        };
+                        let read = (source.open)().and_then(|mut rows| {
+                            let header = rows.columns().to_vec();
+                            if header.is_empty() {
+                                return Ok(()); // an empty file
+                            }
+                            typer.read(&source.name, &header, Vec::new(), rows.as_mut(), &mut |piece| {
+                                // The receiver only goes away on an error.
+                                tx.send(Ok(piece)).map_err(|_| anyhow::anyhow!("stopped"))
+                            })
+                        });
+                        if let Err(e) = read {
+                            let _ = tx.send(Err(e.context(format!("reading {}", source.name))));
+                        }
+                    }
+                });
+            }
+            for rx in receivers {
+                for piece in rx {
+                    if let Err(e) = piece.and_then(|p| self.output().take(p)) {
+                        // Stops the readers: their sends fail.
+                        drop(work.lock().map(|mut w| w.by_ref().for_each(drop)));
+                        return Err(e);
+                    }
                 }
             }
+            Ok(())
+        })
+    }
+
+    fn is_null_text(&self, v: &str) -> bool {
+        self.opts.null_values.iter().any(|n| n == v)
+    }
+
+    fn output(&mut self) -> Output<'_> {
+        Output {
+            writer: &mut self.writer,
+            dir: &self.dir,
+            task: &self.task,
+            name: &self.name,
+            quarantine: &mut self.quarantine,
+            progress: &mut self.progress,
+            rows_in: &mut self.rows_in,
         }
-        loop {
-            match src.next_row()? {
-                Next::Row(line, row) => self.push(source_name, &header, &columns, &picks, line, &row)?,
-                Next::Bad(b) => {
-                    self.rows_in += 1;
-                    self.quarantine_raw(source_name, &header, b.line, &b.reason, &b.cells)?
-                }
-                Next::End => break,
-            }
-        }
-        self.flush()
     }
 
     fn fix_columns(&mut self, source: &str, header: &[String], sample: &[&OwnedRow]) -> Result<()> {
@@ -178,20 +282,124 @@ impl Ingest {
             cols.push((sc.clone(), ColumnSpec::of(ColumnType::String)));
             inferred.push(false);
         }
-        self.builder = Some(BatchBuilder::new(&cols));
-        self.columns = Some(cols);
-        self.inferred = inferred;
+        self.typer = Some(Typer {
+            builder: BatchBuilder::new(&cols),
+            columns: cols,
+            inferred,
+            source_column: self.opts.source_column.clone(),
+            declared: self.opts.declared.keys().cloned().collect(),
+            null_values: self.opts.null_values.clone(),
+            infer_rows: self.opts.infer_rows,
+        });
         Ok(())
     }
 
-    fn picks(&self, source: &str, header: &[String], columns: &[(String, ColumnSpec)]) -> Result<Vec<Pick>> {
-        let mut picks = Vec::with_capacity(columns.len());
-        for (name, spec) in columns {
-            if Some(name) == self.opts.source_column.as_ref() {
+    /// Finishes the dataset. With no rows at all, the dataset still exists
+    /// (with the columns known, possibly none).
+    pub fn finish(mut self) -> Result<(DatasetRef, Quarantine)> {
+        let writer = match self.writer.take() {
+            Some(w) => w,
+            None => {
+                let cols = self
+                    .typer
+                    .as_ref()
+                    .map(|t| t.columns.clone())
+                    .unwrap_or_else(|| self.opts.declared.iter().map(|(n, s)| (n.clone(), s.clone())).collect());
+                let schema = BatchBuilder::new(&cols).schema();
+                DatasetWriter::create(&self.dir, &self.task, &self.name, schema)?
+            }
+        };
+        self.progress.finish();
+        Ok((writer.finish()?, self.quarantine))
+    }
+}
+
+/// Batches handed from a reader thread to the output and not yet taken.
+const QUEUED_PIECES: usize = 4;
+
+/// Where typed pieces go: the dataset, the quarantine, the counts.
+struct Output<'a> {
+    writer: &'a mut Option<DatasetWriter>,
+    dir: &'a Path,
+    task: &'a str,
+    name: &'a str,
+    quarantine: &'a mut Quarantine,
+    progress: &'a mut Progress,
+    rows_in: &'a mut u64,
+}
+
+impl Output<'_> {
+    fn take(&mut self, piece: Piece) -> Result<()> {
+        match piece {
+            Piece::Batch { batch, bytes } => {
+                *self.rows_in += batch.num_rows() as u64;
+                if self.writer.is_none() {
+                    *self.writer = Some(DatasetWriter::create(self.dir, self.task, self.name, batch.schema())?);
+                }
+                self.progress.add(batch.num_rows() as u64, bytes);
+                self.writer.as_mut().expect("created above").write(&batch)
+            }
+            Piece::Bad(b) => {
+                *self.rows_in += 1;
+                let values = b.values.iter().map(|(k, v)| (k.as_str(), v.as_deref()));
+                self.quarantine
+                    .add(&b.source, b.line, b.column.as_deref(), &b.reason, values)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Clone for Typer {
+    fn clone(&self) -> Self {
+        Self {
+            columns: self.columns.clone(),
+            inferred: self.inferred.clone(),
+            source_column: self.source_column.clone(),
+            declared: self.declared.clone(),
+            null_values: self.null_values.clone(),
+            infer_rows: self.infer_rows,
+            builder: BatchBuilder::new(&self.columns),
+        }
+    }
+}
+
+impl Typer {
+    /// Types the rows of one source (after `sample`, rows already read
+    /// from it), handing batches and bad rows to `out` in source order.
+    fn read(
+        &mut self,
+        source: &str,
+        header: &[String],
+        sample: Vec<Result<OwnedRow, BadSourceRow>>,
+        src: &mut dyn RowSource,
+        out: &mut dyn FnMut(Piece) -> Result<()>,
+    ) -> Result<()> {
+        let picks = self.picks(source, header)?;
+        for entry in &sample {
+            match entry {
+                Ok(r) => self.push(source, header, &picks, r.line, &Row::Cells(&r.cells), out)?,
+                Err(b) => out(Piece::Bad(raw_bad_row(source, header, b.line, &b.reason, &b.cells)))?,
+            }
+        }
+        loop {
+            match src.next_row()? {
+                Next::Row(line, row) => self.push(source, header, &picks, line, &row, out)?,
+                Next::Bad(b) => out(Piece::Bad(raw_bad_row(source, header, b.line, &b.reason, &b.cells)))?,
+                Next::End => break,
+            }
+        }
+        self.flush(out)
+    }
+
+    fn picks(&self, source: &str, header: &[String]) -> Result<Vec<Pick>> {
+        let mut picks = Vec::with_capacity(self.columns.len());
+        for (name, spec) in &self.columns {
+            if Some(name) == self.source_column.as_ref() {
                 picks.push(Pick::SourceName);
             } else if let Some(i) = header.iter().position(|h| h == name) {
                 picks.push(Pick::Field(i));
-            } else if spec.nullable && !self.opts.declared.contains_key(name) {
+            } else if spec.nullable && !self.declared.contains(name) {
                 picks.push(Pick::Missing);
             } else {
                 bail!("{source} has no column `{name}` (it has: {})", header.join(", "));
@@ -200,108 +408,78 @@ impl Ingest {
         Ok(picks)
     }
 
-    fn is_null_text(&self, v: &str) -> bool {
-        self.opts.null_values.iter().any(|n| n == v)
-    }
-
     fn push(
         &mut self,
         source: &str,
         header: &[String],
-        columns: &[(String, ColumnSpec)],
         picks: &[Pick],
         line: u64,
         row: &Row<'_>,
+        out: &mut dyn FnMut(Piece) -> Result<()>,
     ) -> Result<()> {
-        self.rows_in += 1;
         if row.len() != header.len() {
             let reason = format!("row has {} fields, the header has {}", row.len(), header.len());
             let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i).map(str::to_string)).collect();
-            return self.quarantine_raw(source, header, line, &reason, &cells);
+            return out(Piece::Bad(raw_bad_row(source, header, line, &reason, &cells)));
         }
-        let nulls = &self.opts.null_values;
-        let builder = self.builder.as_mut().expect("columns fixed");
+        let nulls = &self.null_values;
         let get = |j: usize| match picks[j] {
             Pick::Field(i) => row.get(i).filter(|v| nulls.is_empty() || !nulls.iter().any(|n| n == v)),
             Pick::SourceName => Some(source),
             Pick::Missing => None,
         };
-        if let Err((j, reason)) = builder.push(get) {
-            let (col, _) = &columns[j];
+        if let Err((j, reason)) = self.builder.push(get) {
+            let (col, spec) = &self.columns[j];
             let reason = if self.inferred[j] {
                 format!(
                     "{reason} (column `{col}` was inferred as {} from the first {} rows; declare it in [columns], e.g. `{col} = \"string\"`)",
-                    columns[j].1.ty, self.opts.infer_rows
+                    spec.ty, self.infer_rows
                 )
             } else {
                 reason
             };
-            let values = header.iter().enumerate().map(|(i, h)| (h.as_str(), row.get(i)));
-            self.quarantine.add(source, line, Some(col), &reason, values)?;
-            return Ok(());
+            let values = header
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.clone(), row.get(i).map(str::to_string)))
+                .collect();
+            return out(Piece::Bad(BadRow {
+                source: source.to_string(),
+                line,
+                column: Some(col.clone()),
+                reason,
+                values,
+            }));
         }
-        let b = self.builder.as_ref().expect("columns fixed");
+        let b = &self.builder;
         // The byte size is summed over the columns: checked every 1,024 rows.
         if b.len() >= DEFAULT_BATCH_ROWS || (b.len().is_multiple_of(1024) && b.buffered_bytes() >= 64 << 20) {
-            self.flush()?;
+            self.flush(out)?;
         }
         Ok(())
     }
 
-    /// Quarantines a row that never reached typing (bad encoding, ragged,
-    /// broken JSON): its cells under the header's names (`column_N` past
-    /// them). The caller counts it in `rows_in`.
-    fn quarantine_raw(
-        &mut self,
-        source: &str,
-        header: &[String],
-        line: u64,
-        reason: &str,
-        cells: &[Option<String>],
-    ) -> Result<()> {
-        let extra: Vec<String> = (header.len()..cells.len())
-            .map(|i| format!("column_{}", i + 1))
-            .collect();
-        let names = header.iter().chain(extra.iter());
-        let values = names.zip(cells.iter()).map(|(h, v)| (h.as_str(), v.as_deref()));
-        self.quarantine.add(source, line, None, reason, values)?;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let Some(builder) = self.builder.as_mut() else {
-            return Ok(());
-        };
-        let bytes = builder.buffered_bytes() as u64;
-        let Some(batch) = builder.finish() else { return Ok(()) };
-        if self.writer.is_none() {
-            self.writer = Some(DatasetWriter::create(
-                &self.dir,
-                &self.task,
-                &self.name,
-                batch.schema(),
-            )?);
+    fn flush(&mut self, out: &mut dyn FnMut(Piece) -> Result<()>) -> Result<()> {
+        let bytes = self.builder.buffered_bytes() as u64;
+        match self.builder.finish() {
+            Some(batch) => out(Piece::Batch { batch, bytes }),
+            None => Ok(()),
         }
-        self.progress.add(batch.num_rows() as u64, bytes);
-        self.writer.as_mut().expect("created above").write(&batch)
     }
+}
 
-    /// Finishes the dataset. With no rows at all, the dataset still exists
-    /// (with the columns known, possibly none).
-    pub fn finish(mut self) -> Result<(DatasetRef, Quarantine)> {
-        self.flush()?;
-        let writer = match self.writer.take() {
-            Some(w) => w,
-            None => {
-                let cols = self
-                    .columns
-                    .clone()
-                    .unwrap_or_else(|| self.opts.declared.iter().map(|(n, s)| (n.clone(), s.clone())).collect());
-                let schema = BatchBuilder::new(&cols).schema();
-                DatasetWriter::create(&self.dir, &self.task, &self.name, schema)?
-            }
-        };
-        self.progress.finish();
-        Ok((writer.finish()?, self.quarantine))
+/// A row that never reached typing (bad encoding, ragged, broken JSON):
+/// its cells under the header's names (`column_N` past them).
+fn raw_bad_row(source: &str, header: &[String], line: u64, reason: &str, cells: &[Option<String>]) -> BadRow {
+    let names = header
+        .iter()
+        .cloned()
+        .chain((header.len()..cells.len()).map(|i| format!("column_{}", i + 1)));
+    BadRow {
+        source: source.to_string(),
+        line,
+        column: None,
+        reason: reason.to_string(),
+        values: names.zip(cells.iter().cloned()).collect(),
     }
 }

@@ -231,6 +231,62 @@ UnitPrice = "decimal(10,2)"
         assert!(h.cx.artifact_dir().join("quarantine.ndjson").exists());
     }
 
+    /// Files after the first are read side by side: rows and quarantined
+    /// rows still come out in file order, with their own files and lines,
+    /// and the counts add up.
+    #[tokio::test]
+    async fn many_files_read_side_by_side_keep_file_order() {
+        let h = Harness::new("orders");
+        let mut want = Vec::new();
+        let mut bad = Vec::new();
+        for f in 0..40 {
+            let mut text = String::from("n,q\n");
+            for r in 0..(f * 37 % 200 + 1) {
+                let n = f * 1000 + r;
+                if n % 13 == 5 {
+                    text.push_str(&format!("{n},oops\n"));
+                    bad.push((format!("in/{f:03}.csv"), r + 2));
+                } else if n % 29 == 3 {
+                    text.push_str(&format!("{n}\n"));
+                    bad.push((format!("in/{f:03}.csv"), r + 2));
+                } else {
+                    text.push_str(&format!("{n},{r}\n"));
+                    want.push(n as i64);
+                }
+            }
+            h.file(&format!("in/{f:03}.csv"), text);
+        }
+        let out = h
+            .run(
+                &KIND,
+                "path = \"in/*.csv\"\nmax_bad_rows = \"50%\"\n[columns]\nn = \"int64\"\nq = \"int64\"\n",
+            )
+            .await
+            .unwrap();
+        let got: Vec<i64> = out.datasets["default"]
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(got, want);
+        let quarantined: Vec<(String, u64)> = out
+            .quarantine
+            .iter()
+            .map(|q| {
+                let file = q["source"].as_str().unwrap();
+                (
+                    file[file.find("in/").unwrap()..].to_string(),
+                    q["line"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let bad: Vec<(String, u64)> = bad.into_iter().map(|(f, l)| (f, l as u64)).collect();
+        assert_eq!(quarantined, bad);
+        let m = &out.output.metrics;
+        assert_eq!(m.rows_in, (want.len() + bad.len()) as u64);
+        assert_eq!(m.rows_quarantined, bad.len() as u64);
+        assert_eq!(m.extra["files"], 40);
+    }
+
     #[tokio::test]
     async fn globs_and_gzip_in_name_order() {
         use std::io::Write;

@@ -12,7 +12,7 @@ use crate::data::formats::excel::Sheet;
 use crate::data::formats::json::DISCOVER_LINES;
 use crate::data::formats::parquet::ParquetIngest;
 use crate::data::formats::{Format, RowSource, SourceOptions, decompress, row_source};
-use crate::data::ingest::{Ingest, TypingOptions};
+use crate::data::ingest::{Ingest, TextSource, TypingOptions};
 use crate::data::quarantine::BadRowLimit;
 use crate::data::types::ColumnSpec;
 use crate::steps::{ConfigProblem, Metrics, StepContext, StepOutput};
@@ -190,6 +190,21 @@ pub struct Source {
     pub open: Box<dyn FnOnce() -> Result<Box<dyn Read + Send>> + Send>,
 }
 
+/// How a text or spreadsheet source of `cfg` is read.
+fn source_options<'a>(cfg: &'a FilesConfig, names: &'a [String]) -> SourceOptions<'a> {
+    SourceOptions {
+        csv: &cfg.csv,
+        names,
+        records: cfg.records.as_deref(),
+        discover: cfg.infer_rows.unwrap_or(0).max(DISCOVER_LINES),
+        sheet: match &cfg.sheet {
+            None => Sheet::First,
+            Some(SheetRef::Index(i)) => Sheet::Index(*i),
+            Some(SheetRef::Name(n)) => Sheet::Name(n),
+        },
+    }
+}
+
 /// Reads every source into the task's `default` output, quarantining bad
 /// rows; enforces `max_bad_rows`. Blocking: run it on the blocking pool.
 pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -> Result<StepOutput> {
@@ -205,15 +220,52 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
     // Parquet files are typed: their batches skip the text rows.
     let mut parquet: Option<ParquetIngest> = None;
     let mut text_files = 0usize;
-    for src in sources {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let format_of = |name: &str| match cfg.format.or_else(|| Format::from_name(name)) {
+        Some(f) => Ok(f),
+        None => Err(anyhow::anyhow!(
+            "cannot tell the format of {name} from its name: set `format = \"csv\"` (or json, ndjson, xlsx, parquet, ...)"
+        )),
+    };
+    let names = cfg.header_names();
+    let mut sources = sources.into_iter();
+    while let Some(src) = sources.next() {
         cx.check_cancelled()?;
-        let format = match cfg.format.or_else(|| Format::from_name(&src.name)) {
-            Some(f) => f,
-            None => bail!(
-                "cannot tell the format of {} from its name: set `format = \"csv\"` (or json, ndjson, xlsx, parquet, ...)",
-                src.name
-            ),
-        };
+        // Once a text file fixed the columns, the other files (a glob of
+        // daily exports) are read side by side, a thread each, their rows
+        // kept in file order.
+        if ingest.columns_fixed() && threads > 1 && sources.len() > 0 {
+            let rest: Vec<Source> = std::iter::once(src).chain(sources.by_ref()).collect();
+            if let Some(p) = rest.iter().find(|s| format_of(&s.name).ok() == Some(Format::Parquet)) {
+                bail!(
+                    "{} is Parquet but other files of this task are not: Parquet and text or spreadsheet files cannot be read into one dataset (split them into two tasks)",
+                    p.name
+                );
+            }
+            let read: Vec<String> = rest.iter().map(|s| s.name.clone()).collect();
+            let names = &names;
+            let text = rest
+                .into_iter()
+                .map(|src| {
+                    let format = format_of(&src.name)?;
+                    let (name, open) = (src.name, src.open);
+                    Ok(TextSource {
+                        name: name.clone(),
+                        open: Box::new(move || {
+                            cx.check_cancelled()?;
+                            let input = decompress(&name, open().with_context(|| format!("opening {name}"))?);
+                            row_source(format, input, &source_options(cfg, names))
+                        }),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            ingest.add_sources_in_parallel(text, threads)?;
+            for name in read {
+                cx.log.note(&format!("read {name}"));
+            }
+            break;
+        }
+        let format = format_of(&src.name)?;
         let input = decompress(
             &src.name,
             (src.open)().with_context(|| format!("opening {}", src.name))?,
@@ -237,22 +289,8 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
                 continue;
             }
             _ if parquet.is_some() => return Err(mixed()),
-            _ => {
-                let sheet = match &cfg.sheet {
-                    None => Sheet::First,
-                    Some(SheetRef::Index(i)) => Sheet::Index(*i),
-                    Some(SheetRef::Name(n)) => Sheet::Name(n),
-                };
-                let names = cfg.header_names();
-                let opts = SourceOptions {
-                    csv: &cfg.csv,
-                    names: &names,
-                    records: cfg.records.as_deref(),
-                    discover: cfg.infer_rows.unwrap_or(0).max(DISCOVER_LINES),
-                    sheet,
-                };
-                row_source(format, input, &opts).with_context(|| format!("reading {}", src.name))?
-            }
+            _ => row_source(format, input, &source_options(cfg, &names))
+                .with_context(|| format!("reading {}", src.name))?,
         };
         text_files += 1;
         ingest
