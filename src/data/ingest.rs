@@ -151,28 +151,13 @@ impl Ingest {
             let good: Vec<&OwnedRow> = sample.iter().filter_map(|r| r.as_ref().ok()).collect();
             self.fix_columns(source_name, &header, &good)?;
         }
-        let Self {
-            typer,
-            writer,
-            dir,
-            task,
-            name,
-            quarantine,
-            progress,
-            rows_in,
-            ..
-        } = self;
-        let typer = typer.as_mut().expect("fixed above");
-        let mut out = Output {
-            writer,
-            dir,
-            task,
-            name,
-            quarantine,
-            progress,
-            rows_in,
-        };
-        typer.read(source_name, &header, sample, src, &mut |piece| out.take(piece))
+        // Out of `self` while it reads, so that the output can borrow `self`.
+        let mut typer = self.typer.take().expect("fixed above");
+        let read = typer.read(source_name, &header, sample, src, &mut |piece| {
+            self.output().take(piece)
+        });
+        self.typer = Some(typer);
+        read
     }
 
     /// Whether a source fixed the output columns (the later sources can

@@ -147,13 +147,11 @@ impl ColumnHashes {
             .iter()
             .flat_map(|e| {
                 let attrs = e.spec.line_number.is_none().then_some(&e.spec.attributes);
-                e.spec
-                    .key
-                    .iter()
-                    .filter(|c| Some(*c) != e.spec.line_number.as_ref())
-                    .chain(attrs.into_iter().flatten())
-                    .chain(e.foreign_keys.iter().flat_map(|fk| &fk.columns))
-                    .cloned()
+                let others = attrs
+                    .into_iter()
+                    .flatten()
+                    .chain(e.foreign_keys.iter().flat_map(|fk| &fk.columns));
+                grouping_key(e).into_iter().chain(others.cloned())
             })
             .collect();
         names.sort();

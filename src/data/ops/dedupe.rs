@@ -363,6 +363,12 @@ mod tests {
         assert_ne!(st[0], st[1]);
         assert_ne!(st[2], st[3]);
         assert_ne!(st[4], st[5]);
+        // The same hashes as the normalize split's, from per-column hashes.
+        let per_column: Vec<Vec<u128>> = ["s", "t"]
+            .iter()
+            .map(|c| value_hashes(b.column_by_name(c).unwrap().as_ref()).unwrap())
+            .collect();
+        assert_eq!(row_hashes(&[&per_column[0], &per_column[1]]), st);
         // A slice hashes its rows as the whole array does (buffer offsets).
         let tail = RowHasher::new(&b.schema(), &[])
             .unwrap()
