@@ -468,3 +468,100 @@ fn raw_bad_row(source: &str, header: &[String], line: u64, reason: &str, cells: 
         values: names.zip(cells.iter().cloned()).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::formats::csv::{CsvOptions, CsvSource};
+    use crate::engine::log::TaskLog;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
+    fn ingest(dir: &Path) -> Ingest {
+        let mut opts = TypingOptions::default();
+        opts.declared.insert("n".into(), ColumnSpec::of(ColumnType::Int64));
+        Ingest::new(
+            dir,
+            "t",
+            "default",
+            opts,
+            Quarantine::new(dir.join("quarantine.ndjson")),
+            Progress::new("read", TaskLog::discard()),
+        )
+    }
+
+    /// File `f`: rows `f * 100 + r`, every seventh one not a number.
+    fn file(f: usize) -> String {
+        let mut text = String::from("n\n");
+        for r in 0..(f % 5) * 30 {
+            let n = f * 100 + r;
+            text.push_str(&if n.is_multiple_of(7) {
+                format!("x{n}\n")
+            } else {
+                format!("{n}\n")
+            });
+        }
+        text
+    }
+
+    fn source(f: usize) -> Box<dyn RowSource> {
+        let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(file(f)));
+        Box::new(CsvSource::new(input, &CsvOptions::default(), false, &[]).unwrap())
+    }
+
+    fn read_back(d: &DatasetRef) -> Vec<i64> {
+        crate::data::artifact::read_whole(d)
+            .unwrap()
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    }
+
+    /// Read side by side on more threads than cores, the output (rows and
+    /// quarantine, empty files included) equals reading one by one.
+    #[test]
+    fn sources_read_in_parallel_come_out_as_read_one_by_one() {
+        let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = ingest(one.path());
+        for f in 0..30 {
+            a.add_source(&format!("f{f}"), source(f).as_mut()).unwrap();
+        }
+        let mut b = ingest(many.path());
+        b.add_source("f0", source(0).as_mut()).unwrap(); // a header and no rows: fixes the columns
+        b.add_source("f1", source(1).as_mut()).unwrap();
+        assert!(b.columns_fixed());
+        let rest = (2..30)
+            .map(|f| TextSource {
+                name: format!("f{f}"),
+                open: Box::new(move || Ok(source(f))),
+            })
+            .collect();
+        b.add_sources_in_parallel(rest, 5).unwrap();
+        assert_eq!(a.rows_in, b.rows_in);
+        let (da, qa) = a.finish().unwrap();
+        let (db, qb) = b.finish().unwrap();
+        assert_eq!(read_back(&da), read_back(&db));
+        assert!(qa.count() > 0);
+        qa.finish().unwrap();
+        qb.finish().unwrap();
+        let q = |d: &tempfile::TempDir| std::fs::read_to_string(d.path().join("quarantine.ndjson")).unwrap();
+        assert_eq!(q(&one), q(&many));
+    }
+
+    /// A source that fails to open fails the read with its name.
+    #[test]
+    fn a_source_that_fails_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = ingest(dir.path());
+        i.add_source("f1", source(1).as_mut()).unwrap();
+        let rest: Vec<TextSource> = (2..6)
+            .map(|f| TextSource {
+                name: format!("f{f}"),
+                open: Box::new(move || if f == 4 { anyhow::bail!("gone") } else { Ok(source(f)) }),
+            })
+            .collect();
+        let err = i.add_sources_in_parallel(rest, 2).unwrap_err();
+        assert!(format!("{err:#}").contains("reading f4: gone"), "{err:#}");
+    }
+}
