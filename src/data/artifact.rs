@@ -8,7 +8,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use arrow::array::new_empty_array;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -210,19 +209,19 @@ impl RowGroups {
     fn write_group(&mut self) -> Result<()> {
         let batches = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
-        let mut writers = self.columns.create_column_writers(self.written)?.into_iter();
-        // A field's leaves (one unless nested) and their writers, in order.
-        let fields: Vec<(usize, Vec<ArrowColumnWriter>)> = self
-            .schema
-            .fields()
-            .iter()
+        // Each field's writers: one per Parquet leaf column (several for a
+        // nested field), leaves in field order.
+        let mut fields: Vec<(usize, Vec<ArrowColumnWriter>)> =
+            (0..self.schema.fields().len()).map(|i| (i, Vec::new())).collect();
+        let leaves = self.file.schema_descr();
+        for (leaf, writer) in self
+            .columns
+            .create_column_writers(self.written)?
+            .into_iter()
             .enumerate()
-            .map(|(i, field)| {
-                let leaves = parquet::arrow::arrow_writer::compute_leaves(field, &new_empty_array(field.data_type()))
-                    .map(|l| l.len())?;
-                Ok((i, writers.by_ref().take(leaves).collect()))
-            })
-            .collect::<Result<_>>()?;
+        {
+            fields[leaves.get_column_root_idx(leaf)].1.push(writer);
+        }
         let chunks = std::thread::scope(|s| {
             let handles: Vec<_> = fields
                 .into_iter()

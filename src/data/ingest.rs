@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::record_batch::RecordBatch;
@@ -37,6 +38,13 @@ pub struct TypingOptions {
     pub null_values: Vec<String>,
 }
 
+impl TypingOptions {
+    /// Whether `v` is one of the extra texts that mean "missing".
+    fn is_null_text(&self, v: &str) -> bool {
+        self.null_values.iter().any(|n| n == v)
+    }
+}
+
 impl Default for TypingOptions {
     fn default() -> Self {
         Self {
@@ -60,7 +68,7 @@ enum Pick {
 
 /// Typed output of the sources read so far.
 pub struct Ingest {
-    opts: TypingOptions,
+    opts: Arc<TypingOptions>,
     /// Fixed by the first source with a header.
     typer: Option<Typer>,
     writer: Option<DatasetWriter>,
@@ -78,10 +86,7 @@ struct Typer {
     columns: Vec<(String, ColumnSpec)>,
     /// Which columns were inferred (for the quarantine reason).
     inferred: Vec<bool>,
-    source_column: Option<String>,
-    declared: Vec<String>,
-    null_values: Vec<String>,
-    infer_rows: usize,
+    opts: Arc<TypingOptions>,
     builder: BatchBuilder,
 }
 
@@ -118,7 +123,7 @@ impl Ingest {
         progress: Progress,
     ) -> Self {
         Self {
-            opts,
+            opts: Arc::new(opts),
             typer: None,
             writer: None,
             dir: dir.to_path_buf(),
@@ -207,18 +212,17 @@ impl Ingest {
             for rx in receivers {
                 for piece in rx {
                     if let Err(e) = piece.and_then(|p| self.output().take(p)) {
-                        // Stops the readers: their sends fail.
-                        drop(work.lock().map(|mut w| w.by_ref().for_each(drop)));
+                        // No reader takes another source; the ones reading
+                        // stop at their next send (the receivers are gone).
+                        if let Ok(mut rest) = work.lock() {
+                            rest.by_ref().for_each(drop);
+                        }
                         return Err(e);
                     }
                 }
             }
             Ok(())
         })
-    }
-
-    fn is_null_text(&self, v: &str) -> bool {
-        self.opts.null_values.iter().any(|n| n == v)
     }
 
     fn output(&mut self) -> Output<'_> {
@@ -254,7 +258,7 @@ impl Ingest {
                         r.cells
                             .get(i)
                             .and_then(|v| v.as_deref())
-                            .filter(|v| !self.is_null_text(v))
+                            .filter(|v| !self.opts.is_null_text(v))
                     }))
                 } else {
                     ColumnSpec::of(ColumnType::String)
@@ -271,10 +275,7 @@ impl Ingest {
             builder: BatchBuilder::new(&cols),
             columns: cols,
             inferred,
-            source_column: self.opts.source_column.clone(),
-            declared: self.opts.declared.keys().cloned().collect(),
-            null_values: self.opts.null_values.clone(),
-            infer_rows: self.opts.infer_rows,
+            opts: self.opts.clone(),
         });
         Ok(())
     }
@@ -340,10 +341,7 @@ impl Clone for Typer {
         Self {
             columns: self.columns.clone(),
             inferred: self.inferred.clone(),
-            source_column: self.source_column.clone(),
-            declared: self.declared.clone(),
-            null_values: self.null_values.clone(),
-            infer_rows: self.infer_rows,
+            opts: self.opts.clone(),
             builder: BatchBuilder::new(&self.columns),
         }
     }
@@ -380,11 +378,11 @@ impl Typer {
     fn picks(&self, source: &str, header: &[String]) -> Result<Vec<Pick>> {
         let mut picks = Vec::with_capacity(self.columns.len());
         for (name, spec) in &self.columns {
-            if Some(name) == self.source_column.as_ref() {
+            if Some(name) == self.opts.source_column.as_ref() {
                 picks.push(Pick::SourceName);
             } else if let Some(i) = header.iter().position(|h| h == name) {
                 picks.push(Pick::Field(i));
-            } else if spec.nullable && !self.declared.contains(name) {
+            } else if spec.nullable && !self.opts.declared.contains_key(name) {
                 picks.push(Pick::Missing);
             } else {
                 bail!("{source} has no column `{name}` (it has: {})", header.join(", "));
@@ -407,9 +405,8 @@ impl Typer {
             let cells: Vec<Option<String>> = (0..row.len()).map(|i| row.get(i).map(str::to_string)).collect();
             return out(Piece::Bad(raw_bad_row(source, header, line, &reason, &cells)));
         }
-        let nulls = &self.null_values;
         let get = |j: usize| match picks[j] {
-            Pick::Field(i) => row.get(i).filter(|v| nulls.is_empty() || !nulls.iter().any(|n| n == v)),
+            Pick::Field(i) => row.get(i).filter(|v| !self.opts.is_null_text(v)),
             Pick::SourceName => Some(source),
             Pick::Missing => None,
         };
@@ -418,7 +415,7 @@ impl Typer {
             let reason = if self.inferred[j] {
                 format!(
                     "{reason} (column `{col}` was inferred as {} from the first {} rows; declare it in [columns], e.g. `{col} = \"string\"`)",
-                    spec.ty, self.infer_rows
+                    spec.ty, self.opts.infer_rows
                 )
             } else {
                 reason

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -227,6 +227,11 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
             "cannot tell the format of {name} from its name: set `format = \"csv\"` (or json, ndjson, xlsx, parquet, ...)"
         )),
     };
+    let mixed = |name: &str, format: Format| {
+        anyhow::anyhow!(
+            "{name} is {format:?} but other files of this task are not: Parquet and text or spreadsheet files cannot be read into one dataset (split them into two tasks)"
+        )
+    };
     let names = cfg.header_names();
     let mut sources = sources.into_iter();
     while let Some(src) = sources.next() {
@@ -237,10 +242,7 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
         if ingest.columns_fixed() && threads > 1 && sources.len() > 0 {
             let rest: Vec<Source> = std::iter::once(src).chain(sources.by_ref()).collect();
             if let Some(p) = rest.iter().find(|s| format_of(&s.name).ok() == Some(Format::Parquet)) {
-                bail!(
-                    "{} is Parquet but other files of this task are not: Parquet and text or spreadsheet files cannot be read into one dataset (split them into two tasks)",
-                    p.name
-                );
+                return Err(mixed(&p.name, Format::Parquet));
             }
             let read: Vec<String> = rest.iter().map(|s| s.name.clone()).collect();
             let names = &names;
@@ -270,16 +272,10 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
             &src.name,
             (src.open)().with_context(|| format!("opening {}", src.name))?,
         );
-        let mixed = || {
-            anyhow::anyhow!(
-                "{} is {format:?} but other files of this task are not: Parquet and text or spreadsheet files cannot be read into one dataset (split them into two tasks)",
-                src.name
-            )
-        };
         let mut rows: Box<dyn RowSource> = match format {
             Format::Parquet => {
                 if text_files > 0 {
-                    return Err(mixed());
+                    return Err(mixed(&src.name, format));
                 }
                 parquet
                     .get_or_insert_with(|| ParquetIngest::new(&cx.artifact_dir(), &cx.task, "default", &cfg.typing()))
@@ -288,7 +284,7 @@ pub fn read_sources(cfg: &FilesConfig, sources: Vec<Source>, cx: &StepContext) -
                 cx.log.note(&format!("read {}", src.name));
                 continue;
             }
-            _ if parquet.is_some() => return Err(mixed()),
+            _ if parquet.is_some() => return Err(mixed(&src.name, format)),
             _ => row_source(format, input, &source_options(cfg, &names))
                 .with_context(|| format!("reading {}", src.name))?,
         };

@@ -124,6 +124,7 @@ impl Normalize {
                 false => None,
             })
         })?;
+        cx.check_cancelled()?;
         let hashes = ColumnHashes::from_columns(hashed.into_iter().flatten());
         let schema = flat.schema();
         let pii = PiiColumns::new(self.cfg.pii.iter().cloned());
