@@ -361,13 +361,18 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
+    /// The schema of these tests: `a` int64, `b` text.
+    fn int_and_text() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+        ]))
+    }
+
     #[test]
     fn round_trip_and_atomic_name() {
         let dir = tempfile::tempdir().unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, true),
-            Field::new("b", DataType::Utf8, true),
-        ]));
+        let schema = int_and_text();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -388,10 +393,7 @@ mod tests {
     #[test]
     fn read_whole_gives_every_row_in_one_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, true),
-            Field::new("b", DataType::Utf8, true),
-        ]));
+        let schema = int_and_text();
         // Three row groups' worth of rows, written in uneven batches.
         let n = ROW_GROUP_ROWS * 2 + 7;
         let mut w = DatasetWriter::create(dir.path(), "t", "default", schema.clone()).unwrap();
@@ -427,10 +429,7 @@ mod tests {
     #[test]
     fn both_encoders_write_the_same_rows_in_row_groups() {
         let dir = tempfile::tempdir().unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, true),
-            Field::new("b", DataType::Utf8, true),
-        ]));
+        let schema = int_and_text();
         let n = ROW_GROUP_ROWS + ROW_GROUP_ROWS / 2 + 3;
         let batch = RecordBatch::try_new(
             schema.clone(),

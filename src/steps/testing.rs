@@ -50,6 +50,21 @@ impl Outcome {
             .get(name)
             .map_or(0, |b| b.iter().map(|b| b.num_rows()).sum())
     }
+
+    /// The values of int64 column `col` of output `name`, across its
+    /// batches (NULLs read as their slot's value).
+    pub fn int64s(&self, name: &str, col: usize) -> Vec<i64> {
+        use arrow::array::AsArray;
+        self.datasets[name]
+            .iter()
+            .flat_map(|b| {
+                b.column(col)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
 }
 
 impl Harness {

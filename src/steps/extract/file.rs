@@ -263,10 +263,7 @@ UnitPrice = "decimal(10,2)"
             )
             .await
             .unwrap();
-        let got: Vec<i64> = out.datasets["default"]
-            .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-            .collect();
+        let got = out.int64s("default", 0);
         assert_eq!(got, want);
         let quarantined: Vec<(String, u64)> = out
             .quarantine
@@ -300,11 +297,7 @@ UnitPrice = "decimal(10,2)"
             .await
             .unwrap();
         let b = &out.datasets["default"];
-        let a: Vec<i64> = b
-            .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-            .collect();
-        assert_eq!(a, [1, 2, 3]);
+        assert_eq!(out.int64s("default", 0), [1, 2, 3]);
         assert_eq!(out.output.metrics.extra["files"], 2);
         assert!(
             b[0].column_by_name("file")
@@ -842,10 +835,7 @@ mod format_tests {
             )
             .await
             .unwrap();
-        let ids: Vec<i64> = out.datasets["default"]
-            .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-            .collect();
+        let ids = out.int64s("default", 0);
         assert_eq!(ids, [1, 2, 3]);
         // Parquet and text files do not mix.
         parquet_file(&h, "mix/a.parquet", &c, false);

@@ -231,10 +231,7 @@ async fn mysql_params_are_bound_and_rows_stream_in_batches() {
         )
         .await
         .unwrap();
-    let ids: Vec<i64> = out.datasets["default"]
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect();
+    let ids = out.int64s("default", 0);
     assert_eq!(ids, (1..=25000).collect::<Vec<i64>>());
     let xs: Vec<i128> = out.datasets["default"]
         .iter()

@@ -207,10 +207,7 @@ async fn postgres_streams_in_batches_and_fails_on_inexact_numerics() {
         .unwrap();
     let sizes: Vec<usize> = out.datasets["default"].iter().map(|b| b.num_rows()).collect();
     assert_eq!(sizes.iter().sum::<usize>(), 25000);
-    let ids: Vec<i64> = out.datasets["default"]
-        .iter()
-        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-        .collect();
+    let ids = out.int64s("default", 0);
     assert_eq!(ids, (1..=25000).collect::<Vec<i64>>());
     let err = h
         .run(
