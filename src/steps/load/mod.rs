@@ -26,6 +26,7 @@ pub mod postgres;
 pub mod redshift;
 mod sql_values;
 pub mod sqlite;
+mod sqlite_insert;
 pub mod table;
 pub mod warehouse;
 

@@ -8,9 +8,8 @@ use arrow::array::{
 };
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, DecimalType, Float64Type, Int64Type, TimeUnit};
-use rusqlite::Statement;
-use rusqlite::types::Null;
 
+use super::sqlite_insert::Binder;
 use super::{text_column, write_days, write_timestamp};
 
 /// One batch's column, ready to bind row by row. Values are bound in their
@@ -75,49 +74,47 @@ impl SqlValues {
         }
     }
 
-    /// Binds row `row`'s value to parameter `param`; `buf` is scratch
-    /// space for values formatted as text.
-    pub(super) fn bind(&self, stmt: &mut Statement, param: usize, row: usize, buf: &mut String) -> Result<()> {
+    /// Binds row `row`'s value as the next parameter of `p`; `buf` is
+    /// scratch space for values formatted as text (copied by SQLite), while
+    /// texts of the array are read in place.
+    pub(super) fn bind<'v>(&'v self, p: &mut Binder<'v>, row: usize, buf: &mut String) -> Result<()> {
         if self.is_null(row) {
-            stmt.raw_bind_parameter(param, Null)?;
-            return Ok(());
+            return p.null();
         }
         match self {
-            Self::Int(a) => stmt.raw_bind_parameter(param, a.value(row))?,
-            Self::Real(a) => stmt.raw_bind_parameter(param, a.value(row))?,
-            Self::Bool(a) => stmt.raw_bind_parameter(param, a.value(row) as i64)?,
-            Self::Text(a) => stmt.raw_bind_parameter(param, a.value(row))?,
+            Self::Int(a) => p.int(a.value(row)),
+            Self::Real(a) => p.real(a.value(row)),
+            Self::Bool(a) => p.int(a.value(row) as i64),
+            Self::Text(a) => p.text(a.value(row)),
             Self::Date(a) => {
                 buf.clear();
                 write_days(buf, a.value(row))?;
-                stmt.raw_bind_parameter(param, buf.as_str())?
+                p.text_copied(buf)
             }
             Self::Timestamp(a, unit) => {
                 buf.clear();
                 write_timestamp(buf, a.value(row), *unit)?;
-                stmt.raw_bind_parameter(param, buf.as_str())?
+                p.text_copied(buf)
             }
             Self::Decimal(a, per_unit) => {
                 let v = a.value(row);
                 if v.unsigned_abs() >= 1 << 53 {
                     // Past its declared precision: the exact digits.
-                    let (p, s) = match a.data_type() {
+                    let (prec, scale) = match a.data_type() {
                         DataType::Decimal128(p, s) => (*p, *s),
                         _ => unreachable!("a decimal column"),
                     };
-                    let text = <Decimal128Type as DecimalType>::format_decimal(v, p, s);
-                    stmt.raw_bind_parameter(param, text.as_str())?
+                    p.text_copied(&<Decimal128Type as DecimalType>::format_decimal(v, prec, scale))
                 } else if v % per_unit == 0 {
-                    stmt.raw_bind_parameter(param, (v / per_unit) as i64)?
+                    p.int((v / per_unit) as i64)
                 } else {
                     // Both below 2^53, so the division is the double nearest
                     // the decimal, as SQLite's parse of its text gives.
-                    stmt.raw_bind_parameter(param, v as f64 / *per_unit as f64)?
+                    p.real(v as f64 / *per_unit as f64)
                 }
             }
-            Self::Value(v) => stmt.raw_bind_parameter(param, v.as_str())?,
+            Self::Value(v) => p.text(v),
         }
-        Ok(())
     }
 }
 
@@ -129,6 +126,7 @@ mod tests {
     use rusqlite::types::Value;
 
     use super::*;
+    use crate::steps::load::sqlite_insert::Insert;
 
     /// Binds `col` row by row into a NUMERIC (or TEXT) column and reads back
     /// what SQLite stored.
@@ -136,13 +134,12 @@ mod tests {
         let db = rusqlite::Connection::open_in_memory().unwrap();
         db.execute_batch(&format!("CREATE TABLE t (v {sql_type})")).unwrap();
         let values = SqlValues::of(&col).unwrap();
-        let mut stmt = db.prepare("INSERT INTO t VALUES (?1)").unwrap();
+        let mut insert = Insert::prepare(&db, "INSERT INTO t VALUES (?1)").unwrap();
         let mut buf = String::new();
         for row in 0..col.len() {
-            values.bind(&mut stmt, 1, row, &mut buf).unwrap();
-            stmt.raw_execute().unwrap();
+            insert.run(|p| values.bind(p, row, &mut buf)).unwrap();
         }
-        drop(stmt);
+        drop(insert);
         let mut q = db.prepare("SELECT v FROM t ORDER BY rowid").unwrap();
         q.query_map([], |r| r.get::<_, Value>(0))
             .unwrap()

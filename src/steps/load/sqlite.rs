@@ -46,10 +46,11 @@ use arrow::record_batch::RecordBatchReader;
 use async_trait::async_trait;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rusqlite::{Statement, Transaction, TransactionBehavior};
+use rusqlite::{Transaction, TransactionBehavior};
 use serde::Deserialize;
 
 use super::sql_values::SqlValues;
+use super::sqlite_insert::Insert;
 use super::table::TableLoad;
 use super::{blocking_load, for_each_batch, open_input, text_column};
 use crate::data::DatasetRef;
@@ -260,8 +261,8 @@ impl SqliteLoad {
         } else {
             ROWS_PER_INSERT.min(MAX_PARAMS / columns.len()).max(1)
         };
-        let mut multi = tx.prepare(&self.insert_sql(&columns, per_insert))?;
-        let mut single = tx.prepare(&self.insert_sql(&columns, 1))?;
+        let mut multi = Insert::prepare(&tx, &self.insert_sql(&columns, per_insert))?;
+        let mut single = Insert::prepare(&tx, &self.insert_sql(&columns, 1))?;
         let mut offset = 0u64;
         let mut buf = String::with_capacity(32);
         let written = for_each_batch(cx, reader, &format!("loading into {}", self.table), |batch| {
@@ -284,34 +285,29 @@ impl SqliteLoad {
                     }
                 }
             }
-            let insert_one = |stmt: &mut Statement, row: usize, buf: &mut String| -> Result<()> {
-                for (i, v) in values.iter().enumerate() {
-                    v.bind(stmt, i + 1, row, buf)?;
-                }
-                stmt.raw_execute()
-                    .with_context(|| format!("inserting row {} into `{}`", offset + row as u64 + 1, self.table))?;
-                Ok(())
+            let mut insert_one = |row: usize, buf: &mut String| -> Result<()> {
+                single
+                    .run(|p| values.iter().try_for_each(|v| v.bind(p, row, buf)))
+                    .with_context(|| format!("inserting row {} into `{}`", offset + row as u64 + 1, self.table))
             };
             let mut row = 0;
             if per_insert > 1 {
                 while row + per_insert <= n {
-                    let mut param = 1;
-                    for r in row..row + per_insert {
-                        for v in &values {
-                            v.bind(&mut multi, param, r, &mut buf)?;
-                            param += 1;
-                        }
-                    }
-                    if multi.raw_execute().is_err() {
-                        for r in row..row + per_insert {
-                            insert_one(&mut single, r, &mut buf)?;
+                    let rows = row..row + per_insert;
+                    let ran = multi.run(|p| {
+                        rows.clone()
+                            .try_for_each(|r| values.iter().try_for_each(|v| v.bind(p, r, &mut buf)))
+                    });
+                    if ran.is_err() {
+                        for r in rows {
+                            insert_one(r, &mut buf)?;
                         }
                     }
                     row += per_insert;
                 }
             }
             for r in row..n {
-                insert_one(&mut single, r, &mut buf)?;
+                insert_one(r, &mut buf)?;
             }
             offset += n as u64;
             Ok(())
