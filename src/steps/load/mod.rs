@@ -59,20 +59,48 @@ fn for_each_batch(
     label: &str,
     mut each: impl FnMut(&RecordBatch) -> Result<()>,
 ) -> Result<u64> {
+    for_each_batch_with(cx, reader, label, Ok, |b| each(&b))
+}
+
+/// [`for_each_batch`], with each batch first made ready by `prepare` on a
+/// thread of its own, one batch ahead: the load's writing (SQLite's
+/// inserts, a file's encoding) overlaps the decoding and preparing of the
+/// next batch instead of waiting for it.
+fn for_each_batch_with<T: Send>(
+    cx: &StepContext,
+    reader: ParquetRecordBatchReader,
+    label: &str,
+    mut prepare: impl FnMut(RecordBatch) -> Result<T> + Send,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<u64> {
     let mut progress = cx.progress(label);
-    let all = || -> Result<u64> {
+    let result = std::thread::scope(|s| -> Result<u64> {
+        let (ready, batches) = std::sync::mpsc::sync_channel::<Result<(T, u64, u64)>>(1);
+        s.spawn(move || {
+            for batch in reader {
+                let item = batch.context("reading the input dataset").and_then(|b| {
+                    let (rows, bytes) = (b.num_rows() as u64, b.get_array_memory_size() as u64);
+                    Ok((prepare(b)?, rows, bytes))
+                });
+                let failed = item.is_err();
+                // A closed channel: the load stopped (an error, cancelled).
+                if ready.send(item).is_err() || failed {
+                    break;
+                }
+            }
+        });
         let mut rows = 0u64;
-        for batch in reader {
+        // Returning early drops `batches`, which stops the reader thread.
+        for item in batches {
             cx.check_cancelled()?;
-            let batch = batch.context("reading the input dataset")?;
-            each(&batch)?;
-            rows += batch.num_rows() as u64;
-            progress.add(batch.num_rows() as u64, batch.get_array_memory_size() as u64);
+            let (value, n, bytes) = item?;
+            each(value)?;
+            rows += n;
+            progress.add(n, bytes);
         }
         cx.check_cancelled()?;
         Ok(rows)
-    };
-    let result = all();
+    });
     progress.finish();
     result
 }
@@ -158,7 +186,11 @@ fn push_digits(out: &mut String, mut v: u32, width: usize) {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
+    // Char by char: a UTF-8 check of the digits per call was a fortieth
+    // of a load.
+    for &d in &digits[..width] {
+        out.push(char::from(d));
+    }
 }
 
 /// Writes `v` (in `unit` since the epoch) as `YYYY-MM-DD HH:MM:SS`, with

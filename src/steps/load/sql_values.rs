@@ -1,29 +1,28 @@
-//! Arrow columns bound as SQLite statement parameters, value by value,
-//! without building a text column first (the largest cost of `load.sqlite`
-//! once it was measured: chrono's formatting and Arrow's cast to text).
+//! Arrow columns bound as SQLite statement parameters, value by value.
+//! Numbers are bound as numbers, texts in place (no copy); dates and
+//! timestamps are formatted by hand for the whole batch (chrono's
+//! formatting and Arrow's cast to text were the largest cost of
+//! `load.sqlite` once it was measured), on the reader's thread.
 
 use anyhow::Result;
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, StringArray};
 use arrow::compute::{CastOptions, cast, cast_with_options};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, DecimalType, Float64Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Decimal128Type, DecimalType, Float64Type, Int64Type};
 
 use super::sqlite_insert::Binder;
-use super::{text_column, write_days, write_timestamp};
+use super::text_column;
 
-/// One batch's column, ready to bind row by row. Values are bound in their
-/// final form without building a text column first: timestamps and dates
-/// are formatted into a reused buffer, decimals that fit a double exactly
-/// are bound as numbers (what SQLite's NUMERIC affinity makes of their
-/// text anyway, see `decimals_bound_as_numbers_store_like_their_text`).
+/// One batch's column, ready to bind row by row. Decimals that fit a
+/// double exactly are bound as numbers (what SQLite's NUMERIC affinity
+/// makes of their text anyway, see
+/// `decimals_bound_as_numbers_store_like_their_text`).
 pub(super) enum SqlValues {
     Int(Int64Array),
     Real(Float64Array),
     Bool(BooleanArray),
+    /// Text, and dates and timestamps formatted as text for the whole
+    /// batch (on the reader's thread, see `for_each_batch_with`).
     Text(StringArray),
-    Date(Date32Array),
-    Timestamp(Int64Array, TimeUnit),
     /// Unscaled values and 10^scale, for precisions up to 15 digits.
     Decimal(Decimal128Array, i128),
     /// The same text on every row.
@@ -52,8 +51,7 @@ impl SqlValues {
             Float16 | Float32 | Float64 => Self::Real(cast(col, &Float64)?.as_primitive::<Float64Type>().clone()),
             Boolean => Self::Bool(col.as_boolean().clone()),
             Utf8 => Self::Text(col.as_string::<i32>().clone()),
-            Date32 => Self::Date(col.as_primitive::<Date32Type>().clone()),
-            Timestamp(unit, _) => Self::Timestamp(cast(col, &Int64)?.as_primitive::<Int64Type>().clone(), *unit),
+            Date32 | Timestamp(..) => Self::Text(text_column(col, false)?),
             Decimal128(p, s) if *p <= EXACT_DECIMAL_DIGITS && (0..=EXACT_DECIMAL_DIGITS as i8).contains(s) => {
                 Self::Decimal(col.as_primitive::<Decimal128Type>().clone(), 10i128.pow(*s as u32))
             }
@@ -67,17 +65,13 @@ impl SqlValues {
             Self::Real(a) => a.is_null(row),
             Self::Bool(a) => a.is_null(row),
             Self::Text(a) => a.is_null(row),
-            Self::Date(a) => a.is_null(row),
-            Self::Timestamp(a, _) => a.is_null(row),
             Self::Decimal(a, _) => a.is_null(row),
             Self::Value(_) => false,
         }
     }
 
-    /// Binds row `row`'s value as the next parameter of `p`; `buf` is
-    /// scratch space for values formatted as text (copied by SQLite), while
-    /// texts of the array are read in place.
-    pub(super) fn bind<'v>(&'v self, p: &mut Binder<'v>, row: usize, buf: &mut String) -> Result<()> {
+    /// Binds row `row`'s value as the next parameter of `p`.
+    pub(super) fn bind<'v>(&'v self, p: &mut Binder<'v>, row: usize) -> Result<()> {
         if self.is_null(row) {
             return p.null();
         }
@@ -86,16 +80,6 @@ impl SqlValues {
             Self::Real(a) => p.real(a.value(row)),
             Self::Bool(a) => p.int(a.value(row) as i64),
             Self::Text(a) => p.text(a.value(row)),
-            Self::Date(a) => {
-                buf.clear();
-                write_days(buf, a.value(row))?;
-                p.text_copied(buf)
-            }
-            Self::Timestamp(a, unit) => {
-                buf.clear();
-                write_timestamp(buf, a.value(row), *unit)?;
-                p.text_copied(buf)
-            }
             Self::Decimal(a, per_unit) => {
                 let v = a.value(row);
                 if v.unsigned_abs() >= 1 << 53 {
@@ -105,12 +89,18 @@ impl SqlValues {
                         _ => unreachable!("a decimal column"),
                     };
                     p.text_copied(&<Decimal128Type as DecimalType>::format_decimal(v, prec, scale))
-                } else if v % per_unit == 0 {
-                    p.int((v / per_unit) as i64)
                 } else {
-                    // Both below 2^53, so the division is the double nearest
-                    // the decimal, as SQLite's parse of its text gives.
-                    p.real(v as f64 / *per_unit as f64)
+                    // Both fit an i64 (and a double exactly): 128-bit
+                    // division per value was measurable.
+                    let (v, per_unit) = (v as i64, *per_unit as i64);
+                    if v % per_unit == 0 {
+                        p.int(v / per_unit)
+                    } else {
+                        // Both below 2^53, so the division is the double
+                        // nearest the decimal, as SQLite's parse of its text
+                        // gives.
+                        p.real(v as f64 / per_unit as f64)
+                    }
                 }
             }
             Self::Value(v) => p.text(v),
@@ -122,7 +112,7 @@ impl SqlValues {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::TimestampMicrosecondArray;
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
     use rusqlite::types::Value;
 
     use super::*;
@@ -135,9 +125,8 @@ mod tests {
         db.execute_batch(&format!("CREATE TABLE t (v {sql_type})")).unwrap();
         let values = SqlValues::of(&col).unwrap();
         let mut insert = Insert::prepare(&db, "INSERT INTO t VALUES (?1)").unwrap();
-        let mut buf = String::new();
         for row in 0..col.len() {
-            insert.run(|p| values.bind(p, row, &mut buf)).unwrap();
+            insert.run(|p| values.bind(p, row)).unwrap();
         }
         drop(insert);
         let mut q = db.prepare("SELECT v FROM t ORDER BY rowid").unwrap();

@@ -42,7 +42,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use arrow::array::Array;
 use arrow::datatypes::{DataType, Schema};
-use arrow::record_batch::RecordBatchReader;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use async_trait::async_trait;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -52,7 +52,7 @@ use serde::Deserialize;
 use super::sql_values::SqlValues;
 use super::sqlite_insert::Insert;
 use super::table::TableLoad;
-use super::{blocking_load, for_each_batch, open_input, text_column};
+use super::{blocking_load, for_each_batch_with, open_input, text_column};
 use crate::data::DatasetRef;
 use crate::data::rows::DEFAULT_BATCH_ROWS;
 use crate::steps::{ConfigProblem, Metrics, Step, StepConfig, StepContext, StepKind, StepOutput};
@@ -264,8 +264,9 @@ impl SqliteLoad {
         let mut multi = Insert::prepare(&tx, &self.insert_sql(&columns, per_insert))?;
         let mut single = Insert::prepare(&tx, &self.insert_sql(&columns, 1))?;
         let mut offset = 0u64;
-        let mut buf = String::with_capacity(32);
-        let written = for_each_batch(cx, reader, &format!("loading into {}", self.table), |batch| {
+        // Made ready on the reader's thread: the values, dates and
+        // timestamps formatted. This thread only binds and inserts.
+        let prepare = |batch: RecordBatch| -> Result<(usize, Vec<SqlValues>)> {
             let values = columns
                 .iter()
                 .map(|c| match &c.source {
@@ -273,7 +274,10 @@ impl SqliteLoad {
                     Source::Value(v) => Ok(SqlValues::Value(v.clone())),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let n = batch.num_rows();
+            Ok((batch.num_rows(), values))
+        };
+        let label = format!("loading into {}", self.table);
+        let written = for_each_batch_with(cx, reader, &label, prepare, |(n, values)| {
             for row in 0..n {
                 for &k in &key_positions {
                     if values[k].is_null(row) {
@@ -285,9 +289,9 @@ impl SqliteLoad {
                     }
                 }
             }
-            let mut insert_one = |row: usize, buf: &mut String| -> Result<()> {
+            let mut insert_one = |row: usize| -> Result<()> {
                 single
-                    .run(|p| values.iter().try_for_each(|v| v.bind(p, row, buf)))
+                    .run(|p| values.iter().try_for_each(|v| v.bind(p, row)))
                     .with_context(|| format!("inserting row {} into `{}`", offset + row as u64 + 1, self.table))
             };
             let mut row = 0;
@@ -296,18 +300,18 @@ impl SqliteLoad {
                     let rows = row..row + per_insert;
                     let ran = multi.run(|p| {
                         rows.clone()
-                            .try_for_each(|r| values.iter().try_for_each(|v| v.bind(p, r, &mut buf)))
+                            .try_for_each(|r| values.iter().try_for_each(|v| v.bind(p, r)))
                     });
                     if ran.is_err() {
                         for r in rows {
-                            insert_one(r, &mut buf)?;
+                            insert_one(r)?;
                         }
                     }
                     row += per_insert;
                 }
             }
             for r in row..n {
-                insert_one(r, &mut buf)?;
+                insert_one(r)?;
             }
             offset += n as u64;
             Ok(())
