@@ -14,12 +14,25 @@
 //!
 //! The reader is configured as nightjar's `CsvSource` configures it
 //! (`src/data/formats/csv.rs`): flexible, 256 KiB buffer.
+//!
+//! A second line, `nightjar_typed ...`, times nightjar's own parse of the
+//! same files in the same process, on one thread like the baseline:
+//! `CsvSource` rows (UTF-8 checked) typed by `BatchBuilder` into Arrow
+//! batches of `DEFAULT_BATCH_ROWS`, with the `[columns]` of
+//! `benches/jobs/retail_year/extract.toml`, and no output (the extract
+//! task also writes its Parquet artifact and reads files side by side;
+//! that is the data-plane benchmark's other parse figure). With other
+//! columns than the Online Retail ones, every column is typed as a string.
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use csv::{ByteRecord, ReaderBuilder};
+use nightjar::data::formats::csv::{CsvOptions, CsvSource};
+use nightjar::data::formats::{Next, RowSource};
+use nightjar::data::rows::{BatchBuilder, DEFAULT_BATCH_ROWS};
+use nightjar::data::types::{ColumnSpec, ColumnType};
 
 fn files(args: &[String]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -61,6 +74,63 @@ fn read_all(files: &[PathBuf]) -> (u64, u64, u64) {
     (bytes, rows, fields)
 }
 
+/// The type of an Online Retail column, as the benchmark's extract declares it.
+fn retail_spec(name: &str) -> ColumnSpec {
+    let ty = |t: &str| ColumnType::parse(t).expect("a column type");
+    match name {
+        "Quantity" | "CustomerID" => ColumnSpec::of(ty("int64")),
+        "UnitPrice" => ColumnSpec::of(ty("decimal(10,3)")),
+        "InvoiceDate" => ColumnSpec {
+            formats: vec!["%Y-%m-%d %H:%M:%S".into()],
+            ..ColumnSpec::of(ty("timestamp"))
+        },
+        _ => ColumnSpec::of(ColumnType::String),
+    }
+}
+
+/// One pass of nightjar's parse and typing: (bytes, rows, rows that failed
+/// to type).
+fn read_typed(files: &[PathBuf]) -> (u64, u64, u64) {
+    let (mut bytes, mut rows, mut bad) = (0u64, 0u64, 0u64);
+    for f in files {
+        bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        let file = File::open(f).unwrap_or_else(|e| panic!("opening {}: {e}", f.display()));
+        let mut src = CsvSource::new(Box::new(file), &CsvOptions::default(), false, &[]).expect("a CSV source");
+        let columns: Vec<(String, ColumnSpec)> = src.columns().iter().map(|c| (c.clone(), retail_spec(c))).collect();
+        let mut builder = BatchBuilder::new(&columns);
+        loop {
+            match src.next_row().expect("reading") {
+                Next::Row(_, row) => {
+                    rows += 1;
+                    if builder.push(|i| row.get(i)).is_err() {
+                        bad += 1;
+                    }
+                    if builder.len() >= DEFAULT_BATCH_ROWS {
+                        std::hint::black_box(builder.finish());
+                    }
+                }
+                Next::Bad(_) => bad += 1,
+                Next::End => break,
+            }
+        }
+        std::hint::black_box(builder.finish());
+    }
+    (bytes, rows, bad)
+}
+
+/// Median seconds of `reps` runs of `pass`, and its last result.
+fn timed<T>(reps: usize, mut pass: impl FnMut() -> T) -> (f64, T) {
+    let mut times = Vec::with_capacity(reps);
+    let mut last = None;
+    for _ in 0..reps {
+        let t = Instant::now();
+        last = Some(std::hint::black_box(pass()));
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], last.expect("at least one run"))
+}
+
 fn main() {
     // `cargo bench` appends `--bench`; anything starting with `--` is its.
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -75,19 +145,17 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .max(1);
-    let mut times = Vec::with_capacity(reps);
-    let mut last = (0, 0, 0);
-    for _ in 0..reps {
-        let t = Instant::now();
-        last = std::hint::black_box(read_all(&files));
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let secs = times[times.len() / 2];
-    let (bytes, rows, fields) = last;
+    let (secs, (bytes, rows, fields)) = timed(reps, || read_all(&files));
     println!(
         "csv_baseline files={} bytes={bytes} rows={rows} fields={fields} secs={secs:.4} mb_per_s={:.1}",
         files.len(),
         bytes as f64 / 1e6 / secs
+    );
+    let (typed_secs, (bytes, rows, bad)) = timed(reps, || read_typed(&files));
+    println!(
+        "nightjar_typed files={} bytes={bytes} rows={rows} bad_rows={bad} secs={typed_secs:.4} mb_per_s={:.1} vs_csv={:.2}x",
+        files.len(),
+        bytes as f64 / 1e6 / typed_secs,
+        typed_secs / secs
     );
 }

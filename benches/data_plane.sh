@@ -13,7 +13,8 @@
 #    wall time and peak RSS of both processes come from /usr/bin/time -v;
 # 4. checks both wrote the same tables (fails loudly otherwise);
 # 5. parse throughput: nightjar's extract task alone (its duration from
-#    `nightjar show --json`) vs the csv crate reading the same bytes;
+#    `nightjar show --json`) vs the csv crate reading the same bytes, and
+#    nightjar's parse + typing alone on one thread (benches/csv_baseline.rs);
 # 6. streams a generated ~2 GB CSV through extract -> clean -> load.parquet
 #    (benches/dags/retail_stream.toml) and measures peak RSS and time;
 # 7. prints one table.
@@ -157,8 +158,10 @@ ROWS=$("$PYTHON" -c 'import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); print(*
 # --------------------------------------------- 5. parse throughput
 say "parse throughput: the csv crate"
 "$BASELINE" "$DATA" | tee "$WORK/csv_year.txt" >&2
-CSV_BYTES=$(sed -E 's/.* bytes=([0-9]+).*/\1/' "$WORK/csv_year.txt")
-CSV_MBS=$(sed -E 's/.* mb_per_s=([0-9.]+).*/\1/' "$WORK/csv_year.txt")
+CSV_BYTES=$(grep '^csv_baseline' "$WORK/csv_year.txt" | sed -E 's/.* bytes=([0-9]+).*/\1/')
+CSV_MBS=$(grep '^csv_baseline' "$WORK/csv_year.txt" | sed -E 's/.* mb_per_s=([0-9.]+).*/\1/')
+# nightjar's own parse + typing, one thread, no output, same process.
+TYPED_MBS=$(grep '^nightjar_typed' "$WORK/csv_year.txt" | sed -E 's/.* mb_per_s=([0-9.]+).*/\1/')
 : >"$WORK/ex.secs"
 for i in $(seq "$REPS"); do
     say "parse throughput: nightjar extract alone $i/$REPS"
@@ -183,7 +186,7 @@ if [[ $BIG != 0 ]]; then
     BIG_BYTES=$(stat -c %s "$WORK/big/orders.csv")
     say "streaming it: the csv crate"
     NIGHTJAR_BENCH_REPS=1 "$BASELINE" "$WORK/big/orders.csv" | tee "$WORK/csv_big.txt" >&2
-    CSV_BIG_SECS=$(sed -E 's/.* secs=([0-9.]+).*/\1/' "$WORK/csv_big.txt")
+    CSV_BIG_SECS=$(grep '^csv_baseline' "$WORK/csv_big.txt" | sed -E 's/.* secs=([0-9.]+).*/\1/')
     say "streaming it: nightjar extract -> clean -> load.parquet"
     P=$(fresh_project stream)
     (cd "$P" && timed "$WORK/st" "$BIN" run dags/retail_stream.toml --date "$DATE" --var "input=$WORK/big" --var "out=$P/out")
@@ -237,6 +240,9 @@ row "year end to end, wall (s)" "$NJ_WALL" "$PD_WALL (pandas)" "$SPEEDUP faster"
 row "year end to end, peak RSS (MB)" "$NJ_RSS" "$PD_RSS (pandas)" "$RSS_RATIO" "< 400 MB" "$(yes_no "$NJ_RSS < 400")"
 row "parse throughput (MB/s)" "$EX_MBS (extract task, ${EX_SECS} s)" "$CSV_MBS (csv ByteRecord)" "$PARSE_RATIO" \
     "within 3x" "$(yes_no "$CSV_MBS / $EX_MBS <= 3")"
+row "parse + typing only, one thread (MB/s)" "$TYPED_MBS (CsvSource + BatchBuilder)" "$CSV_MBS (csv ByteRecord)" \
+    "$(awk -v a="$CSV_MBS" -v b="$TYPED_MBS" 'BEGIN {printf "%.1fx slower", a / b}')" "within 3x" \
+    "$(yes_no "$CSV_MBS / $TYPED_MBS <= 3")"
 if [[ $BIG != 0 ]]; then
     row "$(awk -v b="$BIG_BYTES" 'BEGIN {printf "%.2f", b / 1e9}') GB stream -> parquet, peak RSS (MB)" "$ST_RSS" "-" "-" "< 500 MB" \
         "$(yes_no "$ST_RSS < 500")"
@@ -249,6 +255,7 @@ summary() { local IFS='|'; echo "summary: $*"; }
 summary "year extract -> clean -> load.sqlite, wall (s)" "$NJ_WALL" "$PD_WALL (pandas)" "$SPEEDUP faster" ">= 10x faster" "$(yes_no "$PD_WALL / $NJ_WALL >= 10")"
 summary "year, peak RSS (MB)" "$NJ_RSS" "$PD_RSS (pandas)" "$RSS_RATIO" "< 400 MB" "$(yes_no "$NJ_RSS < 400")"
 summary "parse throughput (MB/s)" "$EX_MBS" "$CSV_MBS (csv crate)" "$PARSE_RATIO" "within 3x" "$(yes_no "$CSV_MBS / $EX_MBS <= 3")"
+summary "parse + typing only, one thread (MB/s)" "$TYPED_MBS" "$CSV_MBS (csv crate)" "$(awk -v a="$CSV_MBS" -v b="$TYPED_MBS" 'BEGIN {printf "%.1fx slower", a / b}')" "within 3x" "$(yes_no "$CSV_MBS / $TYPED_MBS <= 3")"
 if [[ $BIG != 0 ]]; then
     summary "2 GB stream -> parquet, peak RSS (MB)" "$ST_RSS" "-" "-" "< 500 MB" "$(yes_no "$ST_RSS < 500")"
 fi
