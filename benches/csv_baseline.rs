@@ -18,12 +18,13 @@
 //! A second line, `nightjar_typed ...`, times nightjar's own parse of the
 //! same files in the same process, on one thread like the baseline:
 //! `CsvSource` rows (UTF-8 checked) typed by `BatchBuilder` into Arrow
-//! batches of `DEFAULT_BATCH_ROWS`, with the `[columns]` of
+//! batches of `DEFAULT_BATCH_ROWS`, with the `[columns]` read from
 //! `benches/jobs/retail_year/extract.toml`, and no output (the extract
 //! task also writes its Parquet artifact and reads files side by side;
-//! that is the data-plane benchmark's other parse figure). With other
-//! columns than the Online Retail ones, every column is typed as a string.
+//! that is the data-plane benchmark's other parse figure). A column the
+//! job does not declare is typed as a string.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -74,29 +75,38 @@ fn read_all(files: &[PathBuf]) -> (u64, u64, u64) {
     (bytes, rows, fields)
 }
 
-/// The type of an Online Retail column, as the benchmark's extract declares it.
-fn retail_spec(name: &str) -> ColumnSpec {
-    let ty = |t: &str| ColumnType::parse(t).expect("a column type");
-    match name {
-        "Quantity" | "CustomerID" => ColumnSpec::of(ty("int64")),
-        "UnitPrice" => ColumnSpec::of(ty("decimal(10,3)")),
-        "InvoiceDate" => ColumnSpec {
-            formats: vec!["%Y-%m-%d %H:%M:%S".into()],
-            ..ColumnSpec::of(ty("timestamp"))
-        },
-        _ => ColumnSpec::of(ColumnType::String),
+/// The `[columns]` of the data-plane benchmark's extract job, read from
+/// the job file itself so the two cannot drift apart.
+fn declared_columns() -> BTreeMap<String, ColumnSpec> {
+    #[derive(serde::Deserialize)]
+    struct Job {
+        columns: BTreeMap<String, ColumnSpec>,
     }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/jobs/retail_year/extract.toml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let job: Job = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    job.columns
 }
 
 /// One pass of nightjar's parse and typing: (bytes, rows, rows that failed
 /// to type).
-fn read_typed(files: &[PathBuf]) -> (u64, u64, u64) {
+fn read_typed(files: &[PathBuf], declared: &BTreeMap<String, ColumnSpec>) -> (u64, u64, u64) {
     let (mut bytes, mut rows, mut bad) = (0u64, 0u64, 0u64);
     for f in files {
         bytes += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         let file = File::open(f).unwrap_or_else(|e| panic!("opening {}: {e}", f.display()));
         let mut src = CsvSource::new(Box::new(file), &CsvOptions::default(), false, &[]).expect("a CSV source");
-        let columns: Vec<(String, ColumnSpec)> = src.columns().iter().map(|c| (c.clone(), retail_spec(c))).collect();
+        let columns: Vec<(String, ColumnSpec)> = src
+            .columns()
+            .iter()
+            .map(|c| {
+                let spec = declared
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| ColumnSpec::of(ColumnType::String));
+                (c.clone(), spec)
+            })
+            .collect();
         let mut builder = BatchBuilder::new(&columns);
         loop {
             match src.next_row().expect("reading") {
@@ -151,7 +161,8 @@ fn main() {
         files.len(),
         bytes as f64 / 1e6 / secs
     );
-    let (typed_secs, (bytes, rows, bad)) = timed(reps, || read_typed(&files));
+    let declared = declared_columns();
+    let (typed_secs, (bytes, rows, bad)) = timed(reps, || read_typed(&files, &declared));
     println!(
         "nightjar_typed files={} bytes={bytes} rows={rows} bad_rows={bad} secs={typed_secs:.4} mb_per_s={:.1} vs_csv={:.2}x",
         files.len(),
